@@ -1,0 +1,44 @@
+"""The HTTP process: `create_app()` wires settings, database, queue and serving into FastAPI."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import experiments, health, jobs
+from api.routes import models as model_routes
+from api.serving import Serving
+from core.artifacts import ArtifactStore
+from core.db import Database
+from core.queue import JobQueue, make_celery
+from core.settings import Settings, get_settings
+
+DESCRIPTION = """Train, fine-tune and serve the networks of *Dive into Deep Learning*.
+
+Submit a job with `POST /v1/jobs`, follow it with `GET /v1/jobs/{id}`, then predict with
+`POST /v1/models/{model_id}/predict`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app bound to `settings` (the environment's when omitted)."""
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+    settings.apply_torch_threads()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = FastAPI(title="d2l-service", version="0.1.0", description=DESCRIPTION)
+    db = Database(settings.database_url)
+    store = ArtifactStore(settings.artifacts)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.job_queue = JobQueue(make_celery(settings), settings)
+    app.state.serving = Serving(
+        db=db, store=store, device=settings.inference_device, capacity=settings.model_cache_size
+    )
+    install_error_handlers(app)
+    for module in (health, jobs, experiments, model_routes):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,40 @@
+"""Liveness and readiness probes for process managers and load balancers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database and the broker answer", responses={503: {}})
+def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        with request.app.state.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as error:  # noqa: BLE001  (any failure means not ready)
+        log.warning("readiness: database unreachable: %s", error)
+        checks["database"] = f"unreachable: {type(error).__name__}"
+    try:
+        request.app.state.job_queue.check()
+        checks["broker"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        log.warning("readiness: broker unreachable: %s", error)
+        checks["broker"] = f"unreachable: {type(error).__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        status_code=200 if ready else 503,
+        content={"status": "ready" if ready else "not ready", "checks": checks},
+    )

@@ -1,0 +1,105 @@
+"""Training jobs: submit, follow, and read their metrics and checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy.orm import Session
+
+from api.deps import JobQueueDep, SessionDep
+from core import queries
+from core.errors import UnavailableError
+from core.queue import queue_for
+from core.schemas import (
+    CheckpointOut,
+    JobCreate,
+    JobOut,
+    JobPage,
+    JobStatus,
+    MetricOut,
+    Progress,
+)
+from core.tables import Job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger(__name__)
+
+
+def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
+    return JobOut(
+        id=job.id,
+        kind=job.kind,
+        experiment=job.experiment.name,
+        status=job.status,  # type: ignore[arg-type]
+        progress=Progress(epoch=job.epoch, epochs=job.epochs),
+        params=job.params,
+        metrics=queries.latest_metrics(session, job_id=job.id),
+        result=job.result,
+        error=job.error,
+        worker=job.worker,
+        device=job.device,
+        model_id=model_id,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Submit a training job")
+def submit_job(spec: JobCreate, session: SessionDep, job_queue: JobQueueDep) -> JobOut:
+    """Store the job, commit, and only then send its id to a worker queue."""
+    queue = queue_for(wants_gpu=spec.wants_gpu)
+    job = queries.create_job(session, spec=spec, queue=queue)
+    session.commit()
+    try:
+        job_queue.enqueue(job.id, queue=queue)
+    except Exception as error:
+        log.error("could not enqueue job %s: %s", job.id, error)
+        queries.finish_job(session, job=job, status="failed", error=f"broker unreachable: {error}")
+        session.commit()
+        raise UnavailableError("the job broker is unreachable; the job was not queued") from error
+    log.info("job %s queued on %s: %s on %s", job.id, queue, spec.model.arch, spec.dataset.name)
+    return job_out(session, job, model_id=None)
+
+
+@router.get("", summary="List jobs, newest first")
+def list_jobs(
+    session: SessionDep,
+    experiment: str | None = None,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    jobs, total = queries.list_jobs(
+        session, experiment=experiment, status=status, limit=limit, offset=offset
+    )
+    model_ids = queries.model_ids_for_jobs(session, job_ids=[job.id for job in jobs])
+    return JobPage(
+        items=[job_out(session, job, model_id=model_ids.get(job.id)) for job in jobs],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{job_id}", summary="A job's status, progress, latest metrics and result")
+def get_job(job_id: str, session: SessionDep) -> JobOut:
+    job = queries.get_job(session, job_id=job_id)
+    model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
+    return job_out(session, job, model_id=model_id)
+
+
+@router.get("/{job_id}/metrics", summary="Every recorded metric of a job, per epoch")
+def get_metrics(job_id: str, session: SessionDep, name: str | None = None) -> list[MetricOut]:
+    queries.get_job(session, job_id=job_id)
+    rows = queries.list_metrics(session, job_id=job_id, name=name)
+    return [MetricOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get("/{job_id}/checkpoints", summary="A job's stored state_dict checkpoints")
+def get_checkpoints(job_id: str, session: SessionDep) -> list[CheckpointOut]:
+    queries.get_job(session, job_id=job_id)
+    rows = queries.list_checkpoints(session, job_id=job_id)
+    return [CheckpointOut.model_validate(row, from_attributes=True) for row in rows]

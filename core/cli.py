@@ -1,0 +1,166 @@
+"""`d2l-service`: the one command that migrates, serves, and runs workers.
+
+The API and the worker run as child processes started by module name, so this module (in `core`)
+imports neither; `up` supervises both and stops both when either ends or on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from core.migrate import upgrade
+from core.settings import get_settings
+
+log = logging.getLogger("d2l-service")
+SHUTDOWN_GRACE_S = 30
+
+
+def api_command(host: str, port: int, workers: int = 1) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
+def worker_command(celery_args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", *celery_args]
+
+
+def migrate() -> None:
+    settings = get_settings()
+    settings.ensure_dirs()
+    upgrade(settings.database_url)
+
+
+def supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
+    """Wait until a child exits or we are told to stop, then stop the others; the exit code."""
+    stopping = False
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                log.error("%s exited with code %s; stopping the service", name, child.returncode)
+                exit_code, stopping = child.returncode or 1, True
+        time.sleep(0.2)
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_GRACE_S
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return exit_code
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    migrate()
+    settings = get_settings()
+    log.info(
+        "data directory %s; database %s; broker %s",
+        settings.data_dir,
+        settings.database_url.split("@")[-1],
+        settings.broker_url.split("@")[-1],
+    )
+    worker_args = [
+        "--loglevel",
+        settings.log_level,
+        "--concurrency",
+        str(args.concurrency),
+        "--hostname",
+        f"embedded@{socket.gethostname()}",
+    ]
+    children = {
+        "worker": subprocess.Popen(worker_command(worker_args)),
+        "api": subprocess.Popen(api_command(args.host, args.port)),
+    }
+    log.info("serving on http://%s:%d (Swagger UI at /docs)", args.host, args.port)
+    return supervise(children)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    if not args.no_migrate:
+        migrate()
+    command = api_command(args.host, args.port, args.workers)
+    os.execv(command[0], command)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    command = worker_command(args.celery_args or ["--loglevel", get_settings().log_level])
+    os.execv(command[0], command)
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    migrate()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="d2l-service", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="migrate, then run the API and a worker together")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--concurrency", type=int, default=1, help="jobs trained at once")
+    up.set_defaults(handler=cmd_up)
+
+    api = commands.add_parser("api", help="migrate, then run the HTTP API alone")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.add_argument("--no-migrate", action="store_true", help="skip the schema upgrade")
+    api.set_defaults(handler=cmd_api)
+
+    worker = commands.add_parser(
+        "worker", help="run a Celery worker; other options go to celery (e.g. -Q cpu -c 2)"
+    )
+    worker.set_defaults(handler=cmd_worker)
+
+    migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate_cmd.set_defaults(handler=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "worker":
+        args.celery_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

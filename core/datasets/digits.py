@@ -1,0 +1,34 @@
+"""scikit-learn's bundled handwritten digits: real data that needs no download (8x8, 0-16)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+
+from core.datasets.registry import DatasetInfo, RawData, register_dataset
+
+
+@cache
+def load_digits_raw() -> RawData:
+    """The 1,797 digits as (N, 8, 8) float values 0-16 and labels 0-9, cached per process."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return RawData(
+        inputs=torch.tensor(bunch.images, dtype=torch.float32),
+        targets=torch.tensor(bunch.target, dtype=torch.int64),
+    )
+
+
+register_dataset(
+    DatasetInfo(
+        name="digits",
+        description="scikit-learn's 1,797 handwritten digits, 8x8 grey levels 0-16, 10 classes",
+        raw_shape=(8, 8),
+        in_channels=1,
+        class_names=tuple(str(digit) for digit in range(10)),
+        raw_scale=1 / 16,
+        loader=load_digits_raw,
+    )
+)

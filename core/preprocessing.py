@@ -1,0 +1,80 @@
+"""The one preprocessing truth: training and inference call the same function on raw samples.
+
+A `Preprocessing` is recorded with the job and saved in the checkpoint, so a model serves raw
+inputs (as the dataset stores them) exactly the way its training and evaluation saw them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Raw sample -> network input: scale, reshape to channels, resize, normalise."""
+
+    raw_shape: tuple[int, ...]
+    in_channels: int
+    input_size: int
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON- and `weights_only`-safe form (plain lists and floats)."""
+        data = asdict(self)
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in data.items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        return cls(
+            raw_shape=tuple(data["raw_shape"]),
+            in_channels=int(data["in_channels"]),
+            input_size=int(data["input_size"]),
+            scale=float(data["scale"]),
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+        )
+
+
+def to_network_scale(
+    raw: torch.Tensor, *, in_channels: int, input_size: int, scale: float
+) -> torch.Tensor:
+    """Scale raw samples (N, *raw_shape) to floats and resize them to (N, C, S, S)."""
+    images = raw.to(torch.float32) * scale
+    if images.dim() == 3:  # (N, H, W): one channel
+        images = images.unsqueeze(1)
+    if images.shape[1] != in_channels:
+        raise ValueError(f"expected {in_channels} channel(s), got {images.shape[1]}")
+    if images.shape[-2:] != (input_size, input_size):
+        images = F.interpolate(
+            images, size=(input_size, input_size), mode="bilinear", align_corners=False
+        )
+    return images
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of (N, C, H, W) images: the normalisation of the train split."""
+    mean = images.mean(dim=(0, 2, 3))
+    std = images.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def apply(prep: Preprocessing, raw: torch.Tensor) -> torch.Tensor:
+    """Raw samples (N, *raw_shape) -> normalised network input (N, C, S, S)."""
+    if tuple(raw.shape[1:]) != prep.raw_shape:
+        raise ValueError(
+            f"expected samples of shape {list(prep.raw_shape)}, got {list(raw.shape[1:])}"
+        )
+    images = to_network_scale(
+        raw, in_channels=prep.in_channels, input_size=prep.input_size, scale=prep.scale
+    )
+    mean = torch.tensor(prep.mean, dtype=images.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(prep.std, dtype=images.dtype).view(1, -1, 1, 1)
+    return (images - mean) / std

@@ -1,0 +1,199 @@
+"""Reads and writes of the service's rows. Keyword-only, small, one transaction per caller."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.artifacts import StoredFile
+from core.errors import NotFoundError
+from core.schemas import JobCreate
+from core.tables import Checkpoint, Experiment, Job, Metric, Model, utcnow
+
+MetricKey = tuple[str, str]  # (split, name)
+
+
+def get_or_create_experiment(session: Session, *, name: str) -> Experiment:
+    """The experiment called `name`, created on first use."""
+    experiment = session.scalar(select(Experiment).where(Experiment.name == name))
+    if experiment is None:
+        experiment = Experiment(name=name)
+        session.add(experiment)
+        session.flush()
+    return experiment
+
+
+def create_job(session: Session, *, spec: JobCreate, queue: str) -> Job:
+    """A queued job row holding the validated spec as JSON."""
+    experiment = get_or_create_experiment(session, name=spec.experiment)
+    job = Job(
+        experiment=experiment,
+        kind=spec.kind,
+        status="queued",
+        queue=queue,
+        params=spec.model_dump(mode="json"),
+        epochs=spec.hyperparameters.epochs,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, job_id: str) -> Job:
+    """The job `job_id`, or NotFoundError."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job with id {job_id!r}")
+    return job
+
+
+def list_jobs(
+    session: Session, *, experiment: str | None, status: str | None, limit: int, offset: int
+) -> tuple[Sequence[Job], int]:
+    """A page of jobs, newest first, and how many match in all."""
+    query = select(Job)
+    if experiment is not None:
+        query = query.join(Job.experiment).where(Experiment.name == experiment)
+    if status is not None:
+        query = query.where(Job.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = session.scalars(
+        query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    )
+    return page.unique().all(), total
+
+
+def list_experiments(session: Session) -> Sequence[tuple[Experiment, int]]:
+    """Every experiment with its number of jobs."""
+    query = (
+        select(Experiment, func.count(Job.id))
+        .outerjoin(Job, Job.experiment_id == Experiment.id)
+        .group_by(Experiment.id)
+        .order_by(Experiment.name)
+    )
+    return [(experiment, count) for experiment, count in session.execute(query).all()]
+
+
+def mark_running(session: Session, *, job: Job, worker: str, device: str) -> None:
+    """The job started on `worker`, training on `device`."""
+    job.status = "running"
+    job.worker = worker
+    job.device = device
+    job.started_at = utcnow()
+    job.error = None
+
+
+def finish_job(
+    session: Session,
+    *,
+    job: Job,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    """The job ended: succeeded with a result, or failed/cancelled with the reason."""
+    job.status = status
+    job.result = result
+    job.error = error
+    job.finished_at = utcnow()
+
+
+def record_epoch(
+    session: Session, *, job_id: str, epoch: int, step: int, values: Mapping[MetricKey, float]
+) -> None:
+    """Upsert one epoch's metrics (a re-run epoch leaves one row each) and advance progress."""
+    rows = [
+        {
+            "job_id": job_id,
+            "epoch": epoch,
+            "step": step,
+            "split": split,
+            "name": name,
+            "value": value,
+        }
+        for (split, name), value in values.items()
+    ]
+    if rows:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(Metric).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=["job_id", "epoch", "split", "name"],
+            set_={"value": statement.excluded.value, "step": statement.excluded.step},
+        )
+        session.execute(statement)
+    job = get_job(session, job_id=job_id)
+    job.epoch = max(job.epoch, epoch)
+
+
+def list_metrics(session: Session, *, job_id: str, name: str | None = None) -> Sequence[Metric]:
+    """Every metric row of a job in epoch order, optionally of one name."""
+    query = select(Metric).where(Metric.job_id == job_id)
+    if name is not None:
+        query = query.where(Metric.name == name)
+    return session.scalars(query.order_by(Metric.epoch, Metric.split, Metric.name)).all()
+
+
+def latest_metrics(session: Session, *, job_id: str) -> dict[str, float]:
+    """The metrics of the job's newest recorded epoch, keyed `split_name`."""
+    newest = select(func.max(Metric.epoch)).where(Metric.job_id == job_id).scalar_subquery()
+    rows = session.scalars(select(Metric).where(Metric.job_id == job_id, Metric.epoch == newest))
+    return {f"{row.split}_{row.name}": row.value for row in rows}
+
+
+def add_checkpoint(session: Session, *, job_id: str, epoch: int, stored: StoredFile) -> Checkpoint:
+    """Record a checkpoint file that is already durable on disk (replacing a re-run epoch's)."""
+    previous = session.scalar(
+        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.epoch == epoch)
+    )
+    if previous is not None:
+        session.delete(previous)
+        session.flush()
+    checkpoint = Checkpoint(
+        job_id=job_id, epoch=epoch, path=stored.path, sha256=stored.sha256, bytes=stored.bytes
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def list_checkpoints(session: Session, *, job_id: str) -> Sequence[Checkpoint]:
+    """A job's checkpoints, oldest first."""
+    query = select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.epoch)
+    return session.scalars(query).all()
+
+
+def prune_checkpoints(session: Session, *, job_id: str, keep: int) -> list[str]:
+    """Drop all but the newest `keep` checkpoint rows; returns the paths whose files can go."""
+    checkpoints = list(list_checkpoints(session, job_id=job_id))
+    served = set(session.scalars(select(Model.checkpoint_id).where(Model.job_id == job_id)))
+    doomed = [c for c in checkpoints[: max(0, len(checkpoints) - keep)] if c.id not in served]
+    for checkpoint in doomed:
+        session.delete(checkpoint)
+    return [checkpoint.path for checkpoint in doomed]
+
+
+def create_model(session: Session, *, job: Job, checkpoint: Checkpoint, arch: str) -> Model:
+    """Register the model a succeeded job serves."""
+    model = Model(job_id=job.id, checkpoint_id=checkpoint.id, arch=arch)
+    session.add(model)
+    session.flush()
+    return model
+
+
+def get_model(session: Session, *, model_id: str) -> Model:
+    """The model `model_id`, or NotFoundError."""
+    model = session.get(Model, model_id)
+    if model is None:
+        raise NotFoundError(f"no model with id {model_id!r}")
+    return model
+
+
+def model_ids_for_jobs(session: Session, *, job_ids: Sequence[str]) -> dict[str, str]:
+    """job id -> model id, for the jobs that produced a model."""
+    rows = session.execute(select(Model.job_id, Model.id).where(Model.job_id.in_(job_ids)))
+    return {job_id: model_id for job_id, model_id in rows}

@@ -1,0 +1,82 @@
+"""The Celery app both processes share, its queues and its task names.
+
+The API sends tasks by *name* (it never imports the worker); the worker registers the task
+functions under these names. Messages carry job ids only, serialised as JSON.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from core.settings import Settings
+
+GPU_QUEUE = "gpu"
+CPU_QUEUE = "cpu"
+QUEUES = (GPU_QUEUE, CPU_QUEUE)
+RUN_JOB_TASK = "d2l.run_job"
+
+
+def queue_for(*, wants_gpu: bool) -> str:
+    """A job that asks for a GPU waits for a GPU worker; any other job for any worker."""
+    return GPU_QUEUE if wants_gpu else CPU_QUEUE
+
+
+def broker_transport_options(settings: Settings) -> dict[str, object]:
+    """The filesystem broker keeps its messages under the data directory; others need nothing."""
+    if not settings.embedded_broker:
+        return {}
+    queue_dir = str(settings.broker_dir / "queue")
+    return {
+        "data_folder_in": queue_dir,
+        "data_folder_out": queue_dir,
+        "processed_folder": str(settings.broker_dir / "processed"),
+        "control_folder": str(settings.broker_dir / "control"),
+        "store_processed": False,
+        "polling_interval": 0.5,
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app configured for long, resumable, one-at-a-time training jobs."""
+    app = Celery("d2l_service", broker=settings.broker_url, set_as_current=False)
+    exchange = Exchange("d2l", type="direct")
+    app.conf.update(
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,  # job state lives in the database, not in a result backend
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(name, exchange, routing_key=name) for name in QUEUES],
+        task_default_queue=CPU_QUEUE,
+        task_default_exchange="d2l",
+        task_default_routing_key=CPU_QUEUE,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+class JobQueue:
+    """Sends job ids to the workers by task name, and tells whether the broker answers."""
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    def enqueue(self, job_id: str, *, queue: str) -> None:
+        """Publish one job id; raises kombu/OS errors when the broker cannot take it."""
+        self.app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, routing_key=queue, retry=False)
+
+    def check(self) -> None:
+        """Raise if the broker is unreachable (readiness probe)."""
+        if self.settings.embedded_broker:
+            queue_dir = self.settings.broker_dir / "queue"
+            if not queue_dir.is_dir():
+                raise OSError(f"broker directory {queue_dir} is missing")
+            return
+        with self.app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)

@@ -1,0 +1,107 @@
+"""Settings of both processes, read once from `D2L_*` environment variables.
+
+Nothing else in the code reads `os.environ`: values are passed down from `get_settings()`.
+The defaults give the embedded mode (SQLite file, filesystem broker, artifacts on disk, all under
+`D2L_DATA_DIR`), so the service runs on a fresh machine with no server installed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "d2l-service"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see README.md for what each one is for."""
+
+    model_config = SettingsConfigDict(env_prefix="D2L_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str = ""
+    broker_url: str = ""
+    artifact_dir: Path | None = None
+    inference_device: str = "cpu"
+    model_cache_size: int = Field(default=8, ge=1, le=1024)
+    log_level: LogLevel = "INFO"
+    torch_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="Intra-op threads per process; 0 keeps torch's default.",
+    )
+
+    @field_validator("data_dir", "artifact_dir")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        path = path.expanduser()
+        if not path.is_absolute():
+            raise ValueError(f"must be an absolute path, got {str(path)!r}")
+        return path
+
+    @field_validator("inference_device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
+            raise ValueError(f"must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        return device
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        # Empty URLs mean "the embedded default under data_dir"; frozen, so set through object.
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'd2l.sqlite3'}")
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", "filesystem://")
+        if self.artifact_dir is None:
+            object.__setattr__(self, "artifact_dir", self.data_dir / "artifacts")
+        return self
+
+    @property
+    def broker_dir(self) -> Path:
+        """Where the filesystem broker keeps its messages (embedded mode only)."""
+        return self.data_dir / "broker"
+
+    @property
+    def artifacts(self) -> Path:
+        """The artifact directory, never None after validation."""
+        assert self.artifact_dir is not None
+        return self.artifact_dir
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when the broker is the serverless filesystem transport."""
+        return self.broker_url.startswith("filesystem://")
+
+    def apply_torch_threads(self) -> None:
+        """Cap torch's thread pool: API and worker share the cores of a small machine."""
+        if self.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+
+    def ensure_dirs(self) -> None:
+        """Create the directories the embedded mode writes to."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        if self.embedded_broker:
+            (self.broker_dir / "queue").mkdir(parents=True, exist_ok=True)
+            for folder in ("processed", "control"):
+                (self.broker_dir / folder).mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings; tests call `get_settings.cache_clear()` after changing env."""
+    return Settings()

@@ -1,0 +1,84 @@
+"""Fixtures shared by every test: isolated settings, a migrated database, an app client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.artifacts import ArtifactStore
+from core.db import Database
+from core.migrate import upgrade
+from core.settings import Settings
+from tests.services import fresh_postgres_database
+
+
+class RecordingQueue:
+    """Stands in for the broker in API tests: records what the API enqueued."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.fail_with: Exception | None = None
+
+    def enqueue(self, job_id: str, *, queue: str) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append((job_id, queue))
+
+    def check(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, settings: Settings) -> Iterator[str]:
+    """The same tests on the embedded SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        settings.ensure_dirs()
+        yield settings.database_url
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    upgrade(database_url)
+    database = Database(database_url)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_db(settings: Settings) -> Iterator[Database]:
+    settings.ensure_dirs()
+    upgrade(settings.database_url)
+    database = Database(settings.database_url)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture
+def store(settings: Settings) -> ArtifactStore:
+    return ArtifactStore(settings.artifacts)
+
+
+@pytest.fixture
+def queue() -> RecordingQueue:
+    return RecordingQueue()
+
+
+@pytest.fixture
+def client(settings: Settings, sqlite_db: Database, queue: RecordingQueue) -> Iterator[TestClient]:
+    app = create_app(settings)
+    app.state.job_queue = queue
+    with TestClient(app) as test_client:
+        yield test_client

@@ -1,0 +1,28 @@
+"""Builders of valid rows and specs, so each test states only what it is about."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core import queries
+from core.schemas import JobCreate
+from core.tables import Job
+
+
+def job_spec(**overrides: Any) -> JobCreate:
+    """A small LeNet-on-digits training spec; keyword groups replace the defaults."""
+    body: dict[str, Any] = {
+        "experiment": "tests",
+        "model": {"arch": "lenet"},
+        "dataset": {"name": "digits"},
+        "hyperparameters": {"epochs": 2, "batch_size": 64},
+    }
+    body.update(overrides)
+    return JobCreate.model_validate(body)
+
+
+def add_job(session: Session, **overrides: Any) -> Job:
+    spec = job_spec(**overrides)
+    return queries.create_job(session, spec=spec, queue="cpu")

@@ -1,0 +1,23 @@
+"""The README's two commands stay true: CI runs exactly its test command."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fenced_commands(heading: str) -> list[str]:
+    section = (ROOT / "README.md").read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    (command,) = fenced_commands("Run the tests")
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in ci_lines
+    assert "export D2L_REQUIRE_SERVICES=1" in ci_lines
+
+
+def test_the_start_command_installs_and_runs_up() -> None:
+    (command,) = fenced_commands("Start it")
+    assert command.startswith("python3 -m pip install -e .") and command.endswith("d2l-service up")

@@ -1,0 +1,46 @@
+"""The course's `try_gpu` / `try_all_gpus` (ch. 6.7), and what a job's `device` field means."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The job asked for a device this worker does not have."""
+
+
+def try_gpu(i: int = 0) -> torch.device:
+    """GPU `i` if it exists, else the CPU."""
+    if torch.cuda.device_count() >= i + 1:
+        return torch.device(f"cuda:{i}")
+    return torch.device("cpu")
+
+
+def try_all_gpus() -> list[torch.device]:
+    """Every visible GPU, or `[cpu]` when there is none."""
+    devices = [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    return devices if devices else [torch.device("cpu")]
+
+
+def resolve_device(requested: str) -> torch.device:
+    """`auto` is `try_gpu()`; `cuda`/`cuda:N` must exist here, or the job fails saying so."""
+    if requested == "auto":
+        return try_gpu()
+    if requested == "cpu":
+        return torch.device("cpu")
+    index = int(requested.partition(":")[2] or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        have = f"{count} GPU(s)" if count else "no GPU"
+        raise DeviceUnavailableError(
+            f"job asks for {requested} but this worker has {have}; "
+            "submit with device 'auto' or 'cpu', or run a worker on a GPU machine"
+        )
+    return torch.device(f"cuda:{index}")
+
+
+def describe(device: torch.device) -> str:
+    """A device as the job row records it, e.g. 'cuda:0 (NVIDIA H100)' or 'cpu'."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
