@@ -7,7 +7,15 @@ import logging
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import experiments, health, jobs
+from api.routes import (
+    architectures,
+    checkpoints,
+    datasets,
+    experiments,
+    health,
+    jobs,
+    workers,
+)
 from api.routes import models as model_routes
 from api.serving import Serving
 from core.artifacts import ArtifactStore
@@ -36,9 +44,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = db
     app.state.job_queue = JobQueue(make_celery(settings), settings)
     app.state.serving = Serving(
-        db=db, store=store, device=settings.inference_device, capacity=settings.model_cache_size
+        db=db,
+        store=store,
+        device=settings.inference_device,
+        capacity=settings.model_cache_size,
+        max_image_pixels=settings.upload_max_image_pixels,
     )
     install_error_handlers(app)
-    for module in (health, jobs, experiments, model_routes):
+    for module in (
+        health,
+        jobs,
+        datasets,
+        experiments,
+        architectures,
+        checkpoints,
+        workers,
+        model_routes,
+    ):
         app.include_router(module.router)
     return app

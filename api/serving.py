@@ -18,6 +18,7 @@ from torch import nn
 import models
 from core import preprocessing, queries
 from core.artifacts import ArtifactStore
+from core.datasets.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, pixels_to_raw
 from core.db import Database
 from core.errors import InvalidInputError
 from core.preprocessing import Preprocessing
@@ -67,11 +68,37 @@ def as_batch(inputs: list[Any], raw_shape: tuple[int, ...]) -> torch.Tensor:
     return batch
 
 
+def images_batch(
+    images: list[tuple[str, bytes]], prep: Preprocessing, *, max_pixels: int
+) -> torch.Tensor:
+    """Image files -> (N, *raw_shape) raw samples, as the model's dataset stores them.
+
+    Grey or RGB by the model's channels, resized to its raw size if different; a file that does
+    not decode is a 422 naming it."""
+    samples = []
+    for filename, data in images:
+        try:
+            pixels = decode_image(data, raw_shape=prep.raw_shape, max_pixels=max_pixels)
+        except ImageDecodeError as error:
+            raise InvalidInputError(f"{filename}: {error}") from None
+        samples.append(pixels_to_raw(pixels, scale=prep.scale))
+    return torch.stack(samples)
+
+
 class Serving:
     """A bounded LRU cache of loaded models and the predict path over it."""
 
-    def __init__(self, *, db: Database, store: ArtifactStore, device: str, capacity: int) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: ArtifactStore,
+        device: str,
+        capacity: int,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
         self.db = db
+        self.max_image_pixels = max_image_pixels
         self.store = store
         self.device = torch.device(device)
         self.capacity = capacity
@@ -98,13 +125,26 @@ class Serving:
         """Class probabilities for each raw sample, preprocessed as in training."""
         loaded = self.get(model_id)
         batch = as_batch(request.inputs, loaded.preprocessing.raw_shape)
+        return self._respond(model_id, loaded, batch, top_k=request.top_k)
+
+    def predict_images(
+        self, model_id: str, images: list[tuple[str, bytes]], *, top_k: int | None
+    ) -> PredictResponse:
+        """Class probabilities for image files (name, bytes), decoded to the model's raw shape."""
+        loaded = self.get(model_id)
+        batch = images_batch(images, loaded.preprocessing, max_pixels=self.max_image_pixels)
+        return self._respond(model_id, loaded, batch, top_k=top_k)
+
+    def _respond(
+        self, model_id: str, loaded: LoadedModel, batch: torch.Tensor, *, top_k: int | None
+    ) -> PredictResponse:
         with torch.inference_mode():
             inputs = preprocessing.apply(loaded.preprocessing, batch).to(self.device)
             probabilities = torch.softmax(loaded.net(inputs), dim=1).cpu()
-        top_k = min(request.top_k or len(loaded.class_names), len(loaded.class_names))
+        k = min(top_k or len(loaded.class_names), len(loaded.class_names))
         return PredictResponse(
             model_id=model_id,
-            predictions=[self._prediction(row, loaded.class_names, top_k) for row in probabilities],
+            predictions=[self._prediction(row, loaded.class_names, k) for row in probabilities],
         )
 
     @staticmethod

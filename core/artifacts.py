@@ -75,10 +75,14 @@ class ArtifactStore:
         self.resolve(relative_path).unlink(missing_ok=True)
 
     def save_checkpoint(self, job_id: str, epoch: int, payload: dict[str, Any]) -> StoredFile:
-        """Serialise a checkpoint dict (state_dict, optimizer, epoch, arch, config, ...)."""
+        """Serialise a job's checkpoint dict (state_dict, optimizer, epoch, arch, config, ...)."""
+        return self.save_payload(f"jobs/{job_id}/epoch-{epoch:04d}.pt", payload)
+
+    def save_payload(self, relative_path: str, payload: dict[str, Any]) -> StoredFile:
+        """Serialise a dict of tensors and plain data with torch.save, atomically."""
         buffer = io.BytesIO()
         torch.save({"format": CHECKPOINT_FORMAT, **payload}, buffer)
-        return self.write_bytes(f"jobs/{job_id}/epoch-{epoch:04d}.pt", buffer.getvalue())
+        return self.write_bytes(relative_path, buffer.getvalue())
 
     def load_checkpoint(self, relative_path: str, *, sha256: str) -> dict[str, Any]:
         """Load a verified checkpoint with `weights_only=True`: tensors and plain data only."""

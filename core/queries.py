@@ -12,9 +12,19 @@ from sqlalchemy.orm import Session
 from core.artifacts import StoredFile
 from core.errors import NotFoundError
 from core.schemas import JobCreate
-from core.tables import Checkpoint, Experiment, Job, Metric, Model, utcnow
+from core.tables import (
+    Checkpoint,
+    Experiment,
+    Job,
+    Metric,
+    Model,
+    UploadedWeights,
+    Worker,
+    utcnow,
+)
 
 MetricKey = tuple[str, str]  # (split, name)
+LAYER_SPLIT = "layers"  # per-layer diagnostics: many rows, left out of job summaries
 
 
 def get_or_create_experiment(session: Session, *, name: str) -> Experiment:
@@ -36,7 +46,7 @@ def create_job(session: Session, *, spec: JobCreate, queue: str) -> Job:
         status="queued",
         queue=queue,
         params=spec.model_dump(mode="json"),
-        epochs=spec.hyperparameters.epochs,
+        epochs=spec.planned_epochs,
     )
     session.add(job)
     session.flush()
@@ -103,9 +113,16 @@ def finish_job(
 
 
 def record_epoch(
-    session: Session, *, job_id: str, epoch: int, step: int, values: Mapping[MetricKey, float]
+    session: Session,
+    *,
+    job_id: str,
+    epoch: int,
+    step: int,
+    values: Mapping[MetricKey, float],
+    progress: int | None = None,
 ) -> None:
-    """Upsert one epoch's metrics (a re-run epoch leaves one row each) and advance progress."""
+    """Upsert one epoch's metrics (a re-run epoch leaves one row each) and advance progress
+    (`progress`: epochs done in all, where a job trains several nets, as k-fold does)."""
     rows = [
         {
             "job_id": job_id,
@@ -127,7 +144,7 @@ def record_epoch(
         )
         session.execute(statement)
     job = get_job(session, job_id=job_id)
-    job.epoch = max(job.epoch, epoch)
+    job.epoch = max(job.epoch, progress if progress is not None else epoch)
 
 
 def list_metrics(session: Session, *, job_id: str, name: str | None = None) -> Sequence[Metric]:
@@ -139,9 +156,13 @@ def list_metrics(session: Session, *, job_id: str, name: str | None = None) -> S
 
 
 def latest_metrics(session: Session, *, job_id: str) -> dict[str, float]:
-    """The metrics of the job's newest recorded epoch, keyed `split_name`."""
+    """The metrics of the job's newest recorded epoch, keyed `split_name` (per-layer left out)."""
     newest = select(func.max(Metric.epoch)).where(Metric.job_id == job_id).scalar_subquery()
-    rows = session.scalars(select(Metric).where(Metric.job_id == job_id, Metric.epoch == newest))
+    rows = session.scalars(
+        select(Metric).where(
+            Metric.job_id == job_id, Metric.epoch == newest, Metric.split != LAYER_SPLIT
+        )
+    )
     return {f"{row.split}_{row.name}": row.value for row in rows}
 
 
@@ -197,3 +218,66 @@ def model_ids_for_jobs(session: Session, *, job_ids: Sequence[str]) -> dict[str,
     """job id -> model id, for the jobs that produced a model."""
     rows = session.execute(select(Model.job_id, Model.id).where(Model.job_id.in_(job_ids)))
     return {job_id: model_id for job_id, model_id in rows}
+
+
+def add_uploaded_weights(
+    session: Session,
+    *,
+    filename: str,
+    arch: str,
+    config: dict[str, Any],
+    in_channels: int,
+    num_classes: int,
+    input_size: int,
+    stored: StoredFile,
+    weights_id: str,
+) -> UploadedWeights:
+    """Record a state_dict that is already durable on disk and checked against its arch."""
+    row = UploadedWeights(
+        id=weights_id,
+        filename=filename,
+        arch=arch,
+        config=config,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        input_size=input_size,
+        path=stored.path,
+        sha256=stored.sha256,
+        bytes=stored.bytes,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_uploaded_weights(session: Session, *, weights_id: str) -> UploadedWeights:
+    """The uploaded state_dict `weights_id`, or NotFoundError."""
+    row = session.get(UploadedWeights, weights_id)
+    if row is None:
+        raise NotFoundError(f"no uploaded checkpoint with id {weights_id!r}")
+    return row
+
+
+def register_worker(
+    session: Session, *, hostname: str, queues: list[str], devices: list[dict[str, Any]]
+) -> None:
+    """A worker (re)started: record what it consumes and what it trains on."""
+    worker = session.get(Worker, hostname) or Worker(hostname=hostname)
+    worker.queues, worker.devices = queues, devices
+    worker.started_at = worker.last_seen = utcnow()
+    worker.stopped_at = None
+    session.add(worker)
+
+
+def touch_worker(session: Session, *, hostname: str, stopped: bool = False) -> None:
+    """The worker is alive now (heartbeat), or has stopped."""
+    worker = session.get(Worker, hostname)
+    if worker is None:
+        return
+    worker.last_seen = utcnow()
+    worker.stopped_at = worker.last_seen if stopped else None
+
+
+def list_workers(session: Session) -> Sequence[Worker]:
+    """Every worker that ever reported, most recently seen first."""
+    return session.scalars(select(Worker).order_by(Worker.last_seen.desc())).all()

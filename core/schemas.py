@@ -1,6 +1,6 @@
 """Job specifications and API responses: validated once in the API, rebuilt as-is in the worker.
 
-A `JobSpec` is stored as JSON on the job row; the worker calls `JobSpec.model_validate(row.params)`
+A `JobCreate` is stored as JSON on the job row; the worker calls `JobCreate.model_validate(params)`
 and gets the very object the API accepted (frozen, no unknown fields, a schema version).
 """
 
@@ -11,16 +11,21 @@ from datetime import datetime
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 import models
-from core.datasets import get_dataset, list_datasets
-from models.init import INIT_SCHEMES
+from core.datasets import DatasetInfo, get_dataset, is_upload_id, list_datasets
+from core.hyperparameters import Hyperparameters
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-# The schemes models/init.py implements, as a Literal so OpenAPI lists them.
-InitScheme = Literal[INIT_SCHEMES]  # type: ignore[valid-type]
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -57,42 +62,87 @@ class ModelSpec(Frozen):
 class DatasetSpec(Frozen):
     """Which data, and how to split it (deterministic for a given seed)."""
 
-    name: str = Field(description="A registered dataset (GET /v1/datasets).")
+    name: str = Field(
+        description="A built-in dataset or the id of an uploaded one (GET /v1/datasets)."
+    )
     val_fraction: float = Field(default=0.1, ge=0.0, le=0.5)
-    test_fraction: float = Field(default=0.2, gt=0.0, le=0.5)
+    test_fraction: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=0.5,
+        description="Unused where the dataset has its own test split (MNIST, CIFAR-10).",
+    )
     split_seed: int = Field(default=0, ge=0)
 
     @field_validator("name")
     @classmethod
     def _registered(cls, name: str) -> str:
-        if name not in list_datasets():
-            raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(list_datasets())}")
+        # An upload id is accepted by its shape here (there is no datasets dir to look in);
+        # whether its files exist is checked at submission by core.datasets.check_available.
+        if name not in list_datasets() and not is_upload_id(name):
+            raise ValueError(
+                f"unknown dataset {name!r}; allowed: {', '.join(list_datasets())} "
+                "or the id of an uploaded dataset"
+            )
         return name
 
 
-class Hyperparameters(Frozen):
-    """Training knobs. Defaults are the course's LeNet recipe (SGD, lr 0.9, Xavier init) with the
-    epochs and batch size sized for the bundled digits: its 1,258 training images at the book's
-    batch 256 give 5 steps an epoch, too few for a sigmoid LeNet to leave its plateau; 30 epochs
-    of batch 16 reach 96-97% test accuracy for every seed we tried."""
+class Candidate(Frozen):
+    """One configuration to compare in a k-fold job: overrides of the job's model config and
+    hyperparameters (e.g. a weight decay, or hidden sizes for model capacity)."""
 
-    epochs: int = Field(default=30, ge=1, le=1000)
-    batch_size: int = Field(default=16, ge=1, le=8192)
-    lr: float = Field(default=0.9, gt=0.0, le=10.0)
-    optimizer: Literal["sgd"] = "sgd"
-    init: InitScheme = Field(
-        default="xavier_uniform", description="Weight init of Linear/Conv layers (ch. 5.4)."
+    label: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.=+-]+$")
+    config: dict[str, Any] = Field(default_factory=dict, description="Merged into model.config.")
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, description="Merged into the job's hyperparameters."
     )
-    init_std: float = Field(default=0.01, gt=0.0, le=10.0, description="std of init 'normal'.")
-    init_value: float = Field(default=0.0, ge=-10.0, le=10.0, description="init 'constant' value.")
-    seed: int = Field(
-        default=0, ge=0, description="Seeds init and data order: same seed, same run."
+
+
+class KFold(Frozen):
+    """k-fold cross-validation on the train split (ch. 3.6 Generalization, model selection)."""
+
+    k: int = Field(default=5, ge=2, le=20)
+    candidates: list[Candidate] = Field(default_factory=list, max_length=20)
+    select_by: Literal["val_acc", "val_loss"] = "val_acc"
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_labels(cls, candidates: list[Candidate]) -> list[Candidate]:
+        labels = [candidate.label for candidate in candidates]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"candidate labels must be unique, got {labels}")
+        return candidates
+
+
+class FineTuneSource(Frozen):
+    """Where the starting weights come from: a succeeded job's model, or an uploaded state_dict."""
+
+    job_id: str | None = Field(default=None, description="A succeeded train/finetune job.")
+    checkpoint_id: str | None = Field(default=None, description="From POST /v1/checkpoints.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FineTuneSource:
+        if (self.job_id is None) == (self.checkpoint_id is None):
+            raise ValueError("give exactly one of job_id and checkpoint_id")
+        return self
+
+
+class FineTune(Frozen):
+    """Fine-tuning (ch. 14.2): start from trained weights, new head, frozen or slower backbone."""
+
+    source: FineTuneSource
+    freeze: list[str] | Literal["features", "all_but_head"] | None = Field(
+        default=None,
+        description="Parameter-name prefixes to freeze, 'features' (every conv/norm layer) "
+        "or 'all_but_head'.",
     )
-    keep_checkpoints: int = Field(default=3, ge=1, le=1000, description="Newest checkpoints kept.")
+    backbone_lr_mult: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Backbone lr = lr x this; the head gets lr."
+    )
 
 
 class JobCreate(Frozen):
-    """POST /v1/jobs: a training job."""
+    """POST /v1/jobs: a training job, or a k-fold model selection (`kind: "kfold"`)."""
 
     model_config = ConfigDict(
         frozen=True,
@@ -111,7 +161,7 @@ class JobCreate(Frozen):
     )
 
     schema_version: Literal[1] = 1
-    kind: Literal["train"] = "train"
+    kind: Literal["train", "kfold", "finetune"] = "train"
     experiment: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     model: ModelSpec
     dataset: DatasetSpec
@@ -128,24 +178,95 @@ class JobCreate(Frozen):
             raise ValueError(f"device must be one of auto, cpu, cuda, cuda:N; got {device!r}")
         return device
 
+    kfold: KFold | None = Field(default=None, description="Only for kind 'kfold'.")
+    finetune: FineTune | None = Field(default=None, description="Only for kind 'finetune'.")
+
+    @model_validator(mode="after")
+    def _settings_match_kind(self) -> JobCreate:
+        if self.kind != "kfold" and self.kfold is not None:
+            raise ValueError("kfold settings need kind 'kfold'")
+        if (self.kind == "finetune") != (self.finetune is not None):
+            raise ValueError("kind 'finetune' needs finetune settings, and only it takes them")
+        if self.kind == "kfold":
+            self.candidate_specs()  # each candidate must be a valid job of its own
+        return self
+
+    def candidate_specs(self) -> list[tuple[str, JobCreate]]:
+        """(label, train spec) of each configuration a k-fold job compares."""
+        base = self.model_dump(mode="json", exclude={"kind", "kfold", "finetune"})
+        candidates = (self.kfold or KFold()).candidates or [Candidate(label="base")]
+        specs = []
+        for candidate in candidates:
+            body = {
+                **base,
+                "model": {
+                    **base["model"],
+                    "config": {**base["model"]["config"], **candidate.config},
+                },
+                "hyperparameters": {**base["hyperparameters"], **candidate.hyperparameters},
+            }
+            try:
+                specs.append((candidate.label, JobCreate.model_validate(body)))
+            except ValidationError as error:
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+                )
+                raise ValueError(f"candidate {candidate.label!r}: {problems}") from None
+        return specs
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs the job will train in all: every fold of every candidate, then the winner."""
+        if self.kind != "kfold":
+            return self.hyperparameters.epochs
+        k = (self.kfold or KFold()).k
+        epochs = [spec.hyperparameters.epochs for _, spec in self.candidate_specs()]
+        return k * sum(epochs) + max(epochs)
+
     @model_validator(mode="after")
     def _dataset_fits_model(self) -> JobCreate:
+        # An uploaded dataset's shape is known only where its files are: the API checks it
+        # with `fits_dataset` once it has found them (and the worker loads it from them).
+        if not is_upload_id(self.dataset.name):
+            self.fits_dataset(get_dataset(self.dataset.name))
+        return self
+
+    def fits_dataset(self, info: DatasetInfo) -> None:
+        """Refuse (ValueError) a model that cannot be built for this dataset's shape."""
         arch = models.get_architecture(self.model.arch)
-        info = get_dataset(self.dataset.name)
         if arch.task != "classification":
             raise ValueError(
                 f"{arch.name} is a {arch.task} model; {info.name} is for classification"
             )
+        if self.hyperparameters.dropout is not None and "dropout" not in arch.options:
+            raise ValueError(
+                f"{arch.name} has no dropout to override; remove hyperparameters.dropout"
+            )
         # Building on the meta device costs no memory and catches option values the net refuses.
         with torch.device("meta"):
-            models.get_model(
+            net = models.get_model(
                 self.model.arch,
                 in_channels=info.in_channels,
                 num_classes=info.num_classes,
                 input_size=self.model.resolved_input_size,
-                **self.model.config,
+                **self.model_options,
             )
-        return self
+        if self.finetune is not None and isinstance(self.finetune.freeze, list):
+            names = [name for name, _ in net.named_parameters()]
+            for prefix in self.finetune.freeze:
+                if not any(name.startswith(prefix) for name in names):
+                    raise ValueError(
+                        f"freeze prefix {prefix!r} matches no parameter of {arch.name}; "
+                        f"its parameters are: {', '.join(names[:40])}"
+                    )
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The builder's options: the model config, with the dropout override applied."""
+        options = dict(self.model.config)
+        if self.hyperparameters.dropout is not None:
+            options["dropout"] = self.hyperparameters.dropout
+        return options
 
     @property
     def wants_gpu(self) -> bool:

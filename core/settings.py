@@ -39,6 +39,24 @@ class Settings(BaseSettings):
         le=256,
         description="Intra-op threads per process; 0 keeps torch's default.",
     )
+    download_datasets: bool = Field(
+        default=False,
+        description="Let torchvision download MNIST, Fashion-MNIST, CIFAR-10 into datasets_dir.",
+    )
+    upload_max_bytes: int = Field(
+        default=256 * 2**20, ge=1, description="Largest dataset upload accepted, in bytes."
+    )
+    upload_max_members: int = Field(
+        default=100_000, ge=1, description="Most files and folders an uploaded archive may hold."
+    )
+    upload_max_expanded_bytes: int = Field(
+        default=2 * 2**30,
+        ge=1,
+        description="Most bytes an upload may expand to: extracted files, or decoded images.",
+    )
+    upload_max_image_pixels: int = Field(
+        default=4096 * 4096, ge=1, description="Most pixels of one uploaded or predicted image."
+    )
 
     @field_validator("data_dir", "artifact_dir")
     @classmethod
@@ -72,6 +90,11 @@ class Settings(BaseSettings):
     def broker_dir(self) -> Path:
         """Where the filesystem broker keeps its messages (embedded mode only)."""
         return self.data_dir / "broker"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Where dataset files live (torchvision's layout for MNIST, CIFAR-10, ...)."""
+        return self.data_dir / "datasets"
 
     @property
     def artifacts(self) -> Path:

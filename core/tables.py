@@ -10,12 +10,14 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -31,8 +33,20 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps that come back timezone-aware (UTC) from SQLite too, which stores them naive."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
 
 
 class Experiment(Base):
@@ -113,3 +127,51 @@ class Model(Base):
 
     checkpoint: Mapped[Checkpoint] = relationship(lazy="joined")
     job: Mapped[Job] = relationship(lazy="joined")
+
+
+class Dataset(Base):
+    """An uploaded dataset; its files live in `datasets/uploads/<id>/` beside a meta.json copy."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    class_names: Mapped[list[str]] = mapped_column(JSON)
+    raw_shape: Mapped[list[int]] = mapped_column(JSON)
+    counts: Mapped[dict[str, Any]]
+    num_examples: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UploadedWeights(Base):
+    """A state_dict uploaded for fine-tuning, checked to load into its declared architecture."""
+
+    __tablename__ = "uploaded_weights"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    filename: Mapped[str] = mapped_column(String(255))
+    arch: Mapped[str] = mapped_column(String(50))
+    config: Mapped[dict[str, Any]]
+    in_channels: Mapped[int]
+    num_classes: Mapped[int]
+    input_size: Mapped[int]
+    path: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    """A worker process as it last reported itself: what it consumes and what it can train on."""
+
+    __tablename__ = "workers"
+
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    queues: Mapped[list[str]] = mapped_column(JSON)
+    devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None]

@@ -21,3 +21,16 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 def test_the_start_command_installs_and_runs_up() -> None:
     (command,) = fenced_commands("Start it")
     assert command.startswith("python3 -m pip install -e .") and command.endswith("d2l-service up")
+
+
+def test_every_job_body_in_the_readme_is_a_valid_job() -> None:
+    import json
+    import re
+
+    from core.schemas import JobCreate
+
+    text = (ROOT / "README.md").read_text()
+    bodies = re.findall(r"/v1/jobs -H 'content-type: application/json' -d '(\{.*?\})'", text, re.S)
+    assert len(bodies) >= 3
+    for body in bodies:
+        JobCreate.model_validate(json.loads(body))

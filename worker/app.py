@@ -7,10 +7,12 @@ its own database connections (pooled connections must not cross a fork).
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_process_init, worker_ready, worker_shutdown
 
+from core import queries
 from core.db import Database
 from core.queue import make_celery
 from core.settings import get_settings
@@ -33,6 +35,45 @@ def _configure_logging(**_: Any) -> None:
 def _after_fork(**_: Any) -> None:
     database.dispose()
     settings.apply_torch_threads()
+
+
+HEARTBEAT_S = 15
+_stop_heartbeat = threading.Event()
+log = logging.getLogger(__name__)
+
+
+def _hostname(sender: Any) -> str:
+    return str(getattr(sender, "hostname", None) or app.conf.get("worker_hostname") or "worker")
+
+
+@worker_ready.connect
+def _announce(sender: Any = None, **_: Any) -> None:
+    """Record this worker's queues and devices, then keep its heartbeat fresh."""
+    from worker.devices import inventory
+
+    hostname = _hostname(sender)
+    consumer = getattr(sender, "task_consumer", None)
+    queues = sorted(q.name for q in consumer.queues) if consumer is not None else []
+    with database.transaction() as session:
+        queries.register_worker(session, hostname=hostname, queues=queues, devices=inventory())
+    log.info("worker %s consumes %s", hostname, ", ".join(queues) or "nothing")
+    threading.Thread(target=_heartbeat, args=(hostname,), daemon=True, name="heartbeat").start()
+
+
+def _heartbeat(hostname: str) -> None:
+    while not _stop_heartbeat.wait(HEARTBEAT_S):
+        try:
+            with database.transaction() as session:
+                queries.touch_worker(session, hostname=hostname)
+        except Exception as error:  # noqa: BLE001  (a missed beat must not kill the worker)
+            log.warning("heartbeat of %s failed: %s", hostname, error)
+
+
+@worker_shutdown.connect
+def _farewell(sender: Any = None, **_: Any) -> None:
+    _stop_heartbeat.set()
+    with database.transaction() as session:
+        queries.touch_worker(session, hostname=_hostname(sender), stopped=True)
 
 
 import worker.tasks  # noqa: E402,F401  (registers the tasks on `app`)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -44,3 +46,26 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
+
+
+def inventory() -> list[dict[str, object]]:
+    """What this worker can train on, as GET /v1/workers shows it."""
+    gpus: list[dict[str, object]] = []
+    for index in range(torch.cuda.device_count()):
+        properties = torch.cuda.get_device_properties(index)
+        gpus.append(
+            {
+                "name": f"cuda:{index}",
+                "type": "cuda",
+                "model": properties.name,
+                "memory_bytes": properties.total_memory,
+            }
+        )
+    cpu: dict[str, object] = {
+        "name": "cpu",
+        "type": "cpu",
+        "cores": os.cpu_count(),
+        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "threads": torch.get_num_threads(),
+    }
+    return [*gpus, cpu]

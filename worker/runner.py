@@ -6,14 +6,20 @@ Idempotent: a job that already finished is left alone, so a redelivered message 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from core import queries
 from core.artifacts import ArtifactStore
+from core.datasets import fetch_if_missing
 from core.db import Database
+from core.finetune import lineage, resolve_source
+from core.queries import LAYER_SPLIT
 from core.schemas import FINISHED_STATUSES, JobCreate
 from worker import devices
 from worker.engine import Callbacks, EpochReport, fit
+from worker.finetune import Warmstart
+from worker.kfold import cross_validate
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +27,18 @@ log = logging.getLogger(__name__)
 class JobRunner:
     """Runs jobs against one database and artifact store, on behalf of one worker."""
 
-    def __init__(self, *, db: Database, store: ArtifactStore, worker_name: str) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: ArtifactStore,
+        data_dir: Path,
+        worker_name: str,
+        download_datasets: bool = False,
+    ) -> None:
         self.db = db
+        self.data_dir = data_dir
+        self.download_datasets = download_datasets
         self.store = store
         self.worker_name = worker_name
 
@@ -33,7 +49,24 @@ class JobRunner:
             return
         spec, device = started
         try:
-            result = fit(spec, device=device, callbacks=self._callbacks(job_id, spec))
+            if self.download_datasets:
+                fetch_if_missing(spec.dataset.name, self.data_dir)
+            callbacks = self._callbacks(job_id, spec)
+            if spec.kind == "kfold":
+                result = cross_validate(
+                    spec, device=device, data_dir=self.data_dir, callbacks=callbacks
+                )
+            else:
+                warmstart, origin = self._warmstart(spec)
+                result = fit(
+                    spec,
+                    device=device,
+                    data_dir=self.data_dir,
+                    callbacks=callbacks,
+                    warmstart=warmstart,
+                )
+                if origin is not None:
+                    result["finetune"] = {**result["finetune"], **origin}
         except Exception as error:  # the job fails; the worker lives on
             log.exception("job %s failed", job_id)
             self._fail(job_id, f"{type(error).__name__}: {error}")
@@ -59,6 +92,15 @@ class JobRunner:
         log.info("job %s started: %s on %s", job_id, spec.model.arch, device)
         return spec, device
 
+    def _warmstart(self, spec: JobCreate) -> tuple[Warmstart | None, dict[str, Any] | None]:
+        """The source weights of a fine-tuning job (verified against their sha256)."""
+        if spec.finetune is None:
+            return None, None
+        with self.db.sessions() as session:
+            source = resolve_source(session, spec)
+        payload = self.store.load_checkpoint(source.path, sha256=source.sha256)
+        return Warmstart(state_dict=payload["state_dict"], settings=spec.finetune), lineage(source)
+
     def _callbacks(self, job_id: str, spec: JobCreate) -> Callbacks:
         keep = spec.hyperparameters.keep_checkpoints
 
@@ -70,13 +112,15 @@ class JobRunner:
                     epoch=report.epoch,
                     step=report.step,
                     values=report.metrics,
+                    progress=report.progress,
                 )
             summary = ", ".join(
-                f"{split}_{name}={value:.4g}" for (split, name), value in report.metrics.items()
+                f"{split}_{name}={value:.4g}"
+                for (split, name), value in report.metrics.items()
+                if split != LAYER_SPLIT
             )
-            log.info(
-                "job %s epoch %d/%d: %s", job_id, report.epoch, spec.hyperparameters.epochs, summary
-            )
+            done = report.progress or report.epoch
+            log.info("job %s epoch %d/%d: %s", job_id, done, spec.planned_epochs, summary)
 
         def on_checkpoint(epoch: int, payload: dict[str, Any]) -> None:
             stored = self.store.save_checkpoint(job_id, epoch, payload)

@@ -14,6 +14,10 @@ from worker.runner import JobRunner
 def run_job(self: Task, job_id: str) -> None:
     """Train job `job_id`; acks late, so a worker that dies mid-job leaves it to be redelivered."""
     runner = JobRunner(
-        db=database, store=ArtifactStore(settings.artifacts), worker_name=self.request.hostname
+        db=database,
+        store=ArtifactStore(settings.artifacts),
+        data_dir=settings.datasets_dir,
+        worker_name=self.request.hostname,
+        download_datasets=settings.download_datasets,
     )
     runner.run(job_id)

@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy.orm import Session
 
-from api.deps import JobQueueDep, SessionDep
+from api.deps import JobQueueDep, SessionDep, SettingsDep
 from core import queries
-from core.errors import UnavailableError
+from core.datasets import check_available, get_dataset, is_upload_id
+from core.errors import InvalidInputError, NotFoundError, UnavailableError
+from core.finetune import check_compatible, resolve_source
 from core.queue import queue_for
 from core.schemas import (
     CheckpointOut,
@@ -21,6 +23,7 @@ from core.schemas import (
     MetricOut,
     Progress,
 )
+from core.settings import Settings
 from core.tables import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -47,9 +50,31 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
     )
 
 
+def check_submission(session: Session, spec: JobCreate, settings: Settings) -> None:
+    """What only the server can check: the dataset's files, and a fine-tune's source weights."""
+    root = settings.datasets_dir
+    check_available(spec.dataset.name, root, download=settings.download_datasets)
+    if is_upload_id(spec.dataset.name):
+        try:
+            spec.fits_dataset(get_dataset(spec.dataset.name, root=root))
+        except ValueError as error:
+            raise InvalidInputError(f"model: {error}") from None
+    if spec.finetune is None:
+        return
+    try:
+        source = resolve_source(session, spec)
+    except NotFoundError as error:
+        raise InvalidInputError(f"finetune.source: {error}") from None
+    in_channels = get_dataset(spec.dataset.name, root=root).in_channels
+    check_compatible(spec, source, in_channels=in_channels)
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Submit a training job")
-def submit_job(spec: JobCreate, session: SessionDep, job_queue: JobQueueDep) -> JobOut:
-    """Store the job, commit, and only then send its id to a worker queue."""
+def submit_job(
+    spec: JobCreate, session: SessionDep, job_queue: JobQueueDep, settings: SettingsDep
+) -> JobOut:
+    """Check, store the job, commit, and only then send its id to a worker queue."""
+    check_submission(session, spec, settings)
     queue = queue_for(wants_gpu=spec.wants_gpu)
     job = queries.create_job(session, spec=spec, queue=queue)
     session.commit()

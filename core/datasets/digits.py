@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import torch
 
@@ -10,8 +11,10 @@ from core.datasets.registry import DatasetInfo, RawData, register_dataset
 
 
 @cache
-def load_digits_raw() -> RawData:
-    """The 1,797 digits as (N, 8, 8) float values 0-16 and labels 0-9, cached per process."""
+def load_digits_raw(root: Path | None = None) -> RawData:
+    """The 1,797 digits as (N, 8, 8) float values 0-16 and labels 0-9, cached per process.
+
+    They ship inside scikit-learn, so `root` (the datasets directory) is not read."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

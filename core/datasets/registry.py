@@ -1,28 +1,41 @@
 """Named datasets, their deterministic splits, and the preprocessing fitted on the train split.
 
 Small datasets are held as tensors, preprocessed once, instead of decoded per item each epoch.
+Built-in datasets register by import; uploaded ones are resolved lazily from their `meta.json`
+under the datasets directory, so the API and the worker (which share only that directory and the
+database) see the same dataset without a registration step.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 
 from core.preprocessing import Preprocessing, apply, channel_stats, to_network_scale
 
+UPLOAD_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+RAW_CACHE_SIZE = 4  # datasets kept decoded per process (MNIST's 70,000 images are 55 MB)
+
 
 class UnknownDatasetError(ValueError):
-    """A dataset name that is not registered."""
+    """A dataset name that is not registered (or an upload id with no data behind it)."""
 
 
 @dataclass(frozen=True)
 class RawData:
-    """Samples exactly as the dataset stores them, with integer labels."""
+    """Samples exactly as the dataset stores them, with integer labels.
+
+    `test_from` marks where the dataset's own test split begins (torchvision's train/test
+    files); None means the test split is drawn from all samples with the seed."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
+    test_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,14 @@ class DatasetInfo:
     in_channels: int
     class_names: tuple[str, ...]
     raw_scale: float
-    loader: Callable[[], RawData]
+    loader: Callable[[Path], RawData]  # gets the datasets directory
+    source: str = "builtin"  # builtin | torchvision | synthetic | upload
+    # The files the loader reads under the datasets directory.
+    required_files: Callable[[Path], tuple[Path, ...]] | None = None
+    fetch: Callable[[Path], None] | None = None  # downloads into the datasets directory
+    # A file also counts as present gzipped beside itself (path + ".gz"), as MNIST's mirrors
+    # serve them; the loader unpacks it.
+    accepts_gzip: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -76,18 +96,77 @@ def register_dataset(info: DatasetInfo) -> None:
 
 
 def list_datasets() -> list[str]:
-    """Every registered dataset name, sorted."""
+    """Every registered (built-in) dataset name, sorted; uploads are listed from the database."""
     return sorted(_DATASETS)
 
 
-def get_dataset(name: str) -> DatasetInfo:
-    """The dataset called `name`, or an error that lists the names there are."""
-    try:
+def is_upload_id(name: str) -> bool:
+    """True for names shaped like a server-generated upload id (32 lowercase hex digits)."""
+    return bool(UPLOAD_ID_PATTERN.match(name))
+
+
+def get_dataset(name: str, *, root: Path | None = None) -> DatasetInfo:
+    """The dataset called `name`, or an error that lists the names there are.
+
+    Uploaded datasets need `root` (the datasets directory) because they live there, not here."""
+    if name in _DATASETS:
         return _DATASETS[name]
-    except KeyError:
-        raise UnknownDatasetError(
-            f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())}"
-        ) from None
+    if is_upload_id(name):
+        if root is None:
+            raise UnknownDatasetError(
+                f"dataset {name!r} looks like an upload id; it is resolved with the datasets dir"
+            )
+        from core.datasets.stored import stored_info  # stored.py imports this module
+
+        return stored_info(name, root=root)
+    raise UnknownDatasetError(
+        f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())} "
+        "or the id of an uploaded dataset"
+    )
+
+
+def gzipped(path: Path) -> Path:
+    return path.with_name(path.name + ".gz")
+
+
+def missing_files(info: DatasetInfo, root: Path) -> list[Path]:
+    """The files `info` needs under `root` that are not there (empty: it can be loaded)."""
+    if info.required_files is None:
+        return []
+    return [
+        path
+        for path in info.required_files(root)
+        if not (path.exists() or (info.accepts_gzip and gzipped(path).exists()))
+    ]
+
+
+def _stamp(info: DatasetInfo, root: Path) -> tuple[tuple[str, int], ...]:
+    """Modification times of the dataset's files: a changed file is a new cache key."""
+    if info.required_files is None:
+        return ()
+    stamps = []
+    for path in info.required_files(root):
+        existing = path if path.exists() else gzipped(path)
+        stamps.append((str(existing), existing.stat().st_mtime_ns if existing.exists() else 0))
+    return tuple(stamps)
+
+
+@lru_cache(maxsize=RAW_CACHE_SIZE)
+def _cached_raw(name: str, root: Path, stamp: tuple[tuple[str, int], ...]) -> RawData:
+    return get_dataset(name, root=root).loader(root)
+
+
+def load_raw(name: str, *, root: Path) -> RawData:
+    """The raw samples of `name`, decoded once per process and reused across jobs.
+
+    Keyed by name, root and the files' mtimes, bounded to a few datasets."""
+    info = get_dataset(name, root=root)
+    return _cached_raw(name, root, _stamp(info, root))
+
+
+def clear_raw_cache() -> None:
+    """Forget every decoded dataset (after a delete, or in tests)."""
+    _cached_raw.cache_clear()
 
 
 def split_indices(
@@ -100,14 +179,35 @@ def split_indices(
     return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
 
 
+def dataset_splits(
+    raw: RawData, *, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train/val/test indices: the dataset's own test split where it has one (then
+    `test_fraction` is unused and validation is drawn from its train part), else drawn by seed."""
+    if raw.test_from is None:
+        return split_indices(
+            len(raw.targets), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+        )
+    order = torch.randperm(raw.test_from, generator=torch.Generator().manual_seed(seed))
+    n_val = round(raw.test_from * val_fraction)
+    test = torch.arange(raw.test_from, len(raw.targets))
+    return order[n_val:], order[:n_val], test
+
+
 def prepare(
-    name: str, *, input_size: int, val_fraction: float, test_fraction: float, seed: int
+    name: str,
+    *,
+    root: Path,
+    input_size: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
 ) -> PreparedData:
     """Load, split and preprocess a dataset; normalisation statistics come from train alone."""
-    info = get_dataset(name)
-    raw = info.loader()
-    train_idx, val_idx, test_idx = split_indices(
-        len(raw.targets), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+    info = get_dataset(name, root=root)
+    raw = load_raw(name, root=root)
+    train_idx, val_idx, test_idx = dataset_splits(
+        raw, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
     )
     scaled_train = to_network_scale(
         raw.inputs[train_idx],

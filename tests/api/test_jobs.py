@@ -125,3 +125,37 @@ def test_the_openapi_document_carries_a_working_example(client: TestClient) -> N
     schema = client.get("/openapi.json").json()
     example = schema["components"]["schemas"]["JobCreate"]["examples"][0]
     assert client.post("/v1/jobs", json=example).status_code == 202
+
+
+def test_knobs_that_do_not_fit_together_are_refused(client: TestClient) -> None:
+    adam_momentum = {**BODY, "hyperparameters": {"optimizer": "adam", "momentum": 0.9}}
+    response = client.post("/v1/jobs", json=adam_momentum)
+    assert response.status_code == 422 and "momentum applies to optimizer 'sgd'" in response.text
+    no_dropout = {**BODY, "hyperparameters": {"dropout": 0.5}}
+    response = client.post("/v1/jobs", json=no_dropout)
+    assert response.status_code == 422 and "lenet has no dropout" in response.text
+    mlp = {**BODY, "model": {"arch": "mlp"}, "hyperparameters": {"dropout": 0.5}}
+    assert client.post("/v1/jobs", json=mlp).status_code == 202
+
+
+def test_the_full_set_of_knobs_is_accepted_and_recorded(client: TestClient) -> None:
+    knobs = {
+        "epochs": 5,
+        "batch_size": 32,
+        "lr": 0.05,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "label_smoothing": 0.1,
+        "grad_clip_norm": 1.0,
+        "lr_schedule": {"name": "cosine", "warmup_epochs": 1},
+        "init": "kaiming_normal",
+        "early_stopping": {"metric": "val_acc", "patience": 2},
+        "precision": "bf16",
+        "seed": 3,
+    }
+    response = client.post("/v1/jobs", json={**BODY, "hyperparameters": knobs})
+    assert response.status_code == 202, response.text
+    recorded = response.json()["params"]["hyperparameters"]
+    assert recorded["lr_schedule"]["name"] == "cosine" and recorded["momentum"] == 0.9
+    assert recorded["early_stopping"] == {"metric": "val_acc", "patience": 2, "min_delta": 0.0}

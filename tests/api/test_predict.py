@@ -1,61 +1,23 @@
 """Predictions from a model that a real (in-process) training run produced."""
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from core import queries
-from core.artifacts import ArtifactStore
 from core.datasets.digits import load_digits_raw
 from core.datasets.registry import split_indices
-from core.db import Database
-from core.migrate import upgrade
-from core.settings import Settings
-from tests.factories import add_job
-from worker.runner import JobRunner
-
-
-@pytest.fixture(scope="module")
-def trained_app(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[TestClient, Database, str]]:
-    """One short LeNet run on digits shared by this module's tests: (client, db, job_id)."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("predict"))
-    settings.ensure_dirs()
-    upgrade(settings.database_url)
-    sqlite_db = Database(settings.database_url)
-    with sqlite_db.transaction() as session:
-        job_id = add_job(
-            session,
-            model={"arch": "lenet", "config": {"activation": "relu"}},
-            hyperparameters={"epochs": 4, "batch_size": 32, "lr": 0.1},
-        ).id
-    JobRunner(db=sqlite_db, store=ArtifactStore(settings.artifacts), worker_name="test").run(job_id)
-    with TestClient(create_app(settings)) as client:
-        yield client, sqlite_db, job_id
-    sqlite_db.engine.dispose()
+from tests.api.conftest import Trained
 
 
 @pytest.fixture
-def client(trained_app: tuple[TestClient, Database, str]) -> TestClient:
-    return trained_app[0]
-
-
-@pytest.fixture
-def trained(trained_app: tuple[TestClient, Database, str]) -> tuple[str, dict]:
-    """(model_id, job result) of the module's training run."""
-    client, _, job_id = trained_app
-    job = client.get(f"/v1/jobs/{job_id}").json()
-    assert job["status"] == "succeeded", job["error"]
-    return job["model_id"], job["result"]
+def client(trained: Trained) -> TestClient:
+    return trained.client
 
 
 def test_predicting_raw_held_out_digits_matches_the_jobs_test_accuracy(
-    client: TestClient, trained: tuple[str, dict]
+    client: TestClient, trained: Trained
 ) -> None:
-    model_id, result = trained
+    model_id, result = trained.model_id, trained.result
     raw = load_digits_raw()
     _, _, test_idx = split_indices(len(raw.targets), val_fraction=0.1, test_fraction=0.2, seed=0)
     samples = raw.inputs[test_idx].tolist()  # 8x8 values 0-16, as the dataset stores them
@@ -69,9 +31,9 @@ def test_predicting_raw_held_out_digits_matches_the_jobs_test_accuracy(
 
 
 def test_one_sample_gives_one_prediction_with_labels_and_probabilities(
-    client: TestClient, trained: tuple[str, dict]
+    client: TestClient, trained: Trained
 ) -> None:
-    model_id, _ = trained
+    model_id = trained.model_id
     raw = load_digits_raw()
     response = client.post(
         f"/v1/models/{model_id}/predict", json={"inputs": raw.inputs[0].tolist()}
@@ -86,9 +48,9 @@ def test_one_sample_gives_one_prediction_with_labels_and_probabilities(
 
 
 def test_top_k_returns_the_k_most_likely_classes_in_order(
-    client: TestClient, trained: tuple[str, dict]
+    client: TestClient, trained: Trained
 ) -> None:
-    model_id, _ = trained
+    model_id = trained.model_id
     sample = load_digits_raw().inputs[5].tolist()
     (prediction,) = client.post(
         f"/v1/models/{model_id}/predict", json={"inputs": sample, "top_k": 3}
@@ -103,9 +65,9 @@ def test_top_k_returns_the_k_most_likely_classes_in_order(
     [[[1, 2], [3, 4]], [[[0] * 8] * 7], [[0] * 8] * 8 + [[1]], "abc", [[[0, "x"] * 4] * 8]],
 )
 def test_a_wrong_shape_is_a_422_that_states_the_expected_shape(
-    client: TestClient, trained: tuple[str, dict], inputs: object
+    client: TestClient, trained: Trained, inputs: object
 ) -> None:
-    model_id, _ = trained
+    model_id = trained.model_id
     response = client.post(f"/v1/models/{model_id}/predict", json={"inputs": inputs})
     assert response.status_code == 422
     assert "[8, 8]" in response.text or "list" in response.text
@@ -118,10 +80,10 @@ def test_an_unknown_model_is_404(client: TestClient) -> None:
 
 
 def test_the_model_is_listed_on_its_job_and_its_checkpoint(
-    client: TestClient, trained: tuple[str, dict], trained_app: tuple[TestClient, Database, str]
+    client: TestClient, trained: Trained
 ) -> None:
-    model_id, _ = trained
-    with trained_app[1].sessions() as session:
+    model_id = trained.model_id
+    with trained.db.sessions() as session:
         model = queries.get_model(session, model_id=model_id)
         job_id = model.job_id
     checkpoints = client.get(f"/v1/jobs/{job_id}/checkpoints").json()

@@ -1,9 +1,11 @@
 """`d2l-service up` as a user runs it: SQLite, filesystem broker, API and worker in one command."""
 
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from core.datasets.digits import load_digits_raw
 from core.datasets.registry import split_indices
@@ -20,6 +22,16 @@ def test_up_trains_lenet_on_digits_tracks_it_and_serves_it(tmp_path: Path) -> No
     env = service_env(data_dir=str(data_dir), torch_threads="1")
     with running(["d2l-service", "up", "--port", str(port)], env, log, cwd=tmp_path) as process:
         wait_until_ready(base, process, log)
+        workers = httpx.get(f"{base}/v1/workers", timeout=10).json()
+        for _ in range(60):  # the worker announces itself once it is ready
+            if workers:
+                break
+            time.sleep(0.5)
+            workers = httpx.get(f"{base}/v1/workers", timeout=10).json()
+        (worker,) = workers
+        assert worker["alive"] and worker["hostname"].startswith("embedded@")
+        assert set(worker["queues"]) == {"cpu", "gpu"}
+        assert worker["devices"][-1]["type"] == "cpu" and worker["devices"][-1]["memory_bytes"] > 0
         body = {"experiment": "e2e", "model": {"arch": "lenet"}, "dataset": {"name": "digits"}}
         submitted = httpx.post(f"{base}/v1/jobs", json=body, timeout=30)
         assert submitted.status_code == 202, submitted.text
@@ -31,15 +43,18 @@ def test_up_trains_lenet_on_digits_tracks_it_and_serves_it(tmp_path: Path) -> No
 
         metrics = httpx.get(f"{base}/v1/jobs/{job['id']}/metrics", timeout=30).json()
         keys = [(m["epoch"], m["split"], m["name"]) for m in metrics]
-        assert len(keys) == len(set(keys)) == 30 * 5  # one row per epoch per (split, name)
-        names = {(m["split"], m["name"]) for m in metrics}
+        names = {(m["split"], m["name"]) for m in metrics if m["split"] != "layers"}
         assert names == {
             ("train", "loss"),
             ("train", "acc"),
             ("train", "examples_per_sec"),
+            ("train", "lr"),
+            ("train", "grad_norm"),
             ("val", "loss"),
             ("val", "acc"),
         }
+        per_epoch = len(names) + 2 * 10  # plus grad and weight norms of LeNet's 10 tensors
+        assert len(keys) == len(set(keys)) == 30 * per_epoch  # one row per epoch per name
 
         checkpoints = httpx.get(f"{base}/v1/jobs/{job['id']}/checkpoints", timeout=30).json()
         assert [c["epoch"] for c in checkpoints] == [28, 29, 30]
@@ -65,5 +80,10 @@ def test_up_trains_lenet_on_digits_tracks_it_and_serves_it(tmp_path: Path) -> No
         correct = sum(p["class_index"] == int(y) for p, y in zip(batch, raw.targets[held_out]))
         assert correct / len(held_out) >= 0.95
     assert process.returncode is not None
+    engine = create_engine(f"sqlite:///{data_dir / 'd2l.sqlite3'}")
+    with engine.connect() as connection:  # the worker said goodbye on the way out
+        stopped = connection.execute(text("SELECT stopped_at FROM workers")).scalar_one()
+    engine.dispose()
+    assert stopped is not None
     assert (data_dir / "d2l.sqlite3").exists() and (data_dir / "broker").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "up.log"]  # writes nowhere else

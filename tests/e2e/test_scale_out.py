@@ -71,4 +71,4 @@ def test_api_and_worker_processes_on_redis_and_postgresql(tmp_path: Path) -> Non
                 text("SELECT count(*) FROM metrics WHERE job_id = :id"), {"id": job["id"]}
             ).scalar_one()
         engine.dispose()
-        assert count == 5 * 5
+        assert count == 5 * (7 + 2 * 10)  # 7 summary metrics, 2 norms of 10 tensors, 5 epochs

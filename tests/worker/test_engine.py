@@ -1,7 +1,10 @@
 """The training engine called directly, as the worker calls it."""
 
+from pathlib import Path
+
 import torch
 
+import models
 from tests.factories import job_spec
 from worker.engine import Callbacks, EpochReport, fit
 
@@ -15,7 +18,7 @@ def run(spec, reports=None, checkpoints=None):  # type: ignore[no-untyped-def]
         callbacks.on_epoch = reports.append
     if checkpoints is not None:
         callbacks.on_checkpoint = lambda epoch, payload: checkpoints.append((epoch, payload))
-    return fit(spec, device=CPU, callbacks=callbacks)
+    return fit(spec, device=CPU, data_dir=Path("/nonexistent"), callbacks=callbacks)
 
 
 def test_training_lowers_the_loss_and_reports_every_epoch() -> None:
@@ -26,12 +29,25 @@ def test_training_lowers_the_loss_and_reports_every_epoch() -> None:
     reports: list[EpochReport] = []
     result = run(spec, reports)
     assert [r.epoch for r in reports] == [1, 2, 3]
-    assert set(reports[0].metrics) == {
+    summary_keys = {key for key in reports[0].metrics if key[0] != "layers"}
+    assert summary_keys == {
         ("train", "loss"),
         ("train", "acc"),
         ("train", "examples_per_sec"),
+        ("train", "lr"),
+        ("train", "grad_norm"),
         ("val", "loss"),
         ("val", "acc"),
+    }
+    parameter_names = [
+        name
+        for name, _ in models.get_model("lenet", in_channels=1, num_classes=10).named_parameters()
+    ]
+    layer_keys = {key for key in reports[0].metrics if key[0] == "layers"}
+    assert layer_keys == {
+        ("layers", f"{kind}:{name}")
+        for name in parameter_names
+        for kind in ("grad_norm", "weight_norm")
     }
     assert reports[-1].metrics[("train", "loss")] < reports[0].metrics[("train", "loss")]
     steps_per_epoch = -(-result["splits"]["train"] // 32)
@@ -46,6 +62,7 @@ def test_the_same_seed_reproduces_the_metrics_exactly() -> None:
     second: list[EpochReport] = []
     run(spec, first)
     run(spec, second)
+
     def strip(reports: list[EpochReport]) -> list[dict]:
         return [{k: v for k, v in r.metrics.items() if k[1] != "examples_per_sec"} for r in reports]
 

@@ -21,7 +21,7 @@ def test_a_job_records_metrics_checkpoints_and_a_model(
     job_id = make_job(
         sqlite_db, hyperparameters={"epochs": 4, "batch_size": 64, "keep_checkpoints": 2}
     )
-    JobRunner(db=sqlite_db, store=store, worker_name="w1").run(job_id)
+    JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w1").run(job_id)
     with sqlite_db.sessions() as session:
         job = queries.get_job(session, job_id=job_id)
         assert job.status == "succeeded", job.error
@@ -29,7 +29,9 @@ def test_a_job_records_metrics_checkpoints_and_a_model(
         assert job.started_at is not None and job.finished_at is not None
         assert 0.0 <= job.result["test_acc"] <= 1.0
         metrics = queries.list_metrics(session, job_id=job_id)
-        assert len(metrics) == 4 * 5  # one row per epoch per (split, name)
+        summary = [m for m in metrics if m.split != "layers"]
+        assert len(summary) == 4 * 7  # one row per epoch per (split, name)
+        assert len(metrics) - len(summary) == 4 * 2 * 10  # grad and weight norm of 10 tensors
         checkpoints = queries.list_checkpoints(session, job_id=job_id)
         assert [c.epoch for c in checkpoints] == [3, 4]
         model_ids = queries.model_ids_for_jobs(session, job_ids=[job_id])
@@ -47,7 +49,7 @@ def test_a_finished_job_delivered_again_is_left_alone(
     job_id = make_job(sqlite_db)
     with sqlite_db.transaction() as session:
         queries.finish_job(session, job=queries.get_job(session, job_id=job_id), status="cancelled")
-    JobRunner(db=sqlite_db, store=store, worker_name="w1").run(job_id)
+    JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w1").run(job_id)
     with sqlite_db.sessions() as session:
         assert queries.get_job(session, job_id=job_id).status == "cancelled"
         assert not queries.list_metrics(session, job_id=job_id)
@@ -57,7 +59,7 @@ def test_a_gpu_job_on_a_worker_without_that_gpu_fails_saying_so(
     sqlite_db: Database, store: ArtifactStore
 ) -> None:
     job_id = make_job(sqlite_db, device="cuda:99")
-    JobRunner(db=sqlite_db, store=store, worker_name="w1").run(job_id)
+    JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w1").run(job_id)
     with sqlite_db.sessions() as session:
         job = queries.get_job(session, job_id=job_id)
         assert job.status == "failed"
@@ -72,7 +74,7 @@ def test_an_error_in_training_fails_the_job_with_its_message(
 
     monkeypatch.setattr(runner_module, "fit", explode)
     job_id = make_job(sqlite_db)
-    JobRunner(db=sqlite_db, store=store, worker_name="w1").run(job_id)
+    JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w1").run(job_id)
     with sqlite_db.sessions() as session:
         job = queries.get_job(session, job_id=job_id)
         assert (job.status, job.error) == ("failed", "RuntimeError: loss is nan at epoch 3")

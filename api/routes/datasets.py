@@ -1,0 +1,156 @@
+"""Datasets: the built-in ones (with whether their files are there) and uploaded ones."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import SessionDep, SettingsDep
+from core import dataset_queries
+from core.dataset_schemas import DatasetOut
+from core.datasets import clear_raw_cache, get_dataset, list_datasets, missing_files
+from core.datasets.stored import META_FILE, upload_dir
+from core.datasets.uploads import UploadLimits, receive_upload, remove_upload
+from core.errors import ConflictError, InvalidInputError
+from core.settings import Settings
+from core.tables import Dataset
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+MAX_RAW_SIDE = 1024
+
+
+def builtin_out(name: str, settings: Settings) -> DatasetOut:
+    info = get_dataset(name)
+    missing = missing_files(info, settings.datasets_dir)
+    return DatasetOut(
+        id=info.name,
+        name=info.name,
+        source=info.source,  # type: ignore[arg-type]
+        description=info.description,
+        raw_shape=list(info.raw_shape),
+        in_channels=info.in_channels,
+        class_names=list(info.class_names),
+        available=not missing,
+        missing_files=[str(path) for path in missing],
+        download=bool(missing) and settings.download_datasets and info.fetch is not None,
+    )
+
+
+def upload_out(row: Dataset, settings: Settings) -> DatasetOut:
+    return DatasetOut(
+        id=row.id,
+        name=row.name,
+        source="upload",
+        description=f"uploaded {row.format} dataset",
+        raw_shape=list(row.raw_shape),
+        in_channels=row.raw_shape[0],
+        class_names=list(row.class_names),
+        available=(upload_dir(settings.datasets_dir, row.id) / META_FILE).exists(),
+        format=row.format,
+        sha256=row.sha256,
+        bytes=row.bytes,
+        counts=dict(row.counts),
+        num_examples=row.num_examples,
+        created_at=row.created_at,
+    )
+
+
+def parse_size(size: str | None) -> tuple[int, int] | None:
+    """ "32" or "28x32" (height x width) -> (H, W), each 1-1024."""
+    if size is None or not size.strip():
+        return None
+    try:
+        sides = tuple(int(side) for side in size.lower().split("x"))
+    except ValueError:
+        sides = ()
+    if len(sides) == 1:
+        sides = (sides[0], sides[0])
+    if len(sides) != 2 or not all(1 <= side <= MAX_RAW_SIDE for side in sides):
+        raise InvalidInputError(f"size must be N or HxW with sides 1-{MAX_RAW_SIDE}, got {size!r}")
+    return sides[0], sides[1]
+
+
+def upload_limits(settings: Settings) -> UploadLimits:
+    return UploadLimits(
+        max_bytes=settings.upload_max_bytes,
+        max_members=settings.upload_max_members,
+        max_expanded_bytes=settings.upload_max_expanded_bytes,
+        max_image_pixels=settings.upload_max_image_pixels,
+    )
+
+
+@router.get("", summary="Built-in and uploaded datasets, and whether each is there to train on")
+def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
+    builtins = [builtin_out(name, settings) for name in list_datasets()]
+    uploads = [upload_out(row, settings) for row in dataset_queries.list_dataset_rows(session)]
+    return builtins + uploads
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload an ImageFolder archive (.zip, .tar.gz) or an .npz of x and y",
+    responses={413: {"description": "Over a size limit"}, 422: {"description": "Refused"}},
+)
+async def upload(
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="ImageFolder .zip/.tar.gz, or .npz (x, y)")],
+    name: Annotated[str | None, Form(max_length=255)] = None,
+    size: Annotated[
+        str | None,
+        Form(
+            description="Raw size images are decoded to: N or HxW (default: the most common size)"
+        ),
+    ] = None,
+) -> DatasetOut:
+    """Validated before it is accepted; a refused upload leaves no file behind. The answer's
+    `id` is what a job names in `dataset.name`."""
+    root = settings.datasets_dir
+    meta = await run_in_threadpool(
+        receive_upload,
+        file.file,
+        filename=file.filename or "upload",
+        root=root,
+        limits=upload_limits(settings),
+        size=parse_size(size),
+        name=name,
+    )
+    try:
+        row = dataset_queries.create_dataset(session, meta=meta)
+        session.commit()
+    except BaseException:
+        remove_upload(root, meta["id"])
+        raise
+    return upload_out(row, settings)
+
+
+@router.get("/{dataset_id}", summary="One dataset: built-in name or upload id")
+def get_one(dataset_id: str, session: SessionDep, settings: SettingsDep) -> DatasetOut:
+    if dataset_id in list_datasets():
+        return builtin_out(dataset_id, settings)
+    return upload_out(dataset_queries.get_dataset_row(session, dataset_id=dataset_id), settings)
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an uploaded dataset (409 while a queued or running job uses it)",
+)
+def delete(dataset_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    if dataset_id in list_datasets():
+        raise ConflictError(f"{dataset_id!r} is built in; only uploaded datasets can be deleted")
+    row = dataset_queries.get_dataset_row(session, dataset_id=dataset_id)
+    jobs = dataset_queries.active_jobs_using(session, dataset_name=dataset_id)
+    if jobs:
+        raise ConflictError(
+            f"dataset {dataset_id!r} is used by queued or running job(s) {', '.join(jobs)}; "
+            "cancel them or wait for them to finish"
+        )
+    dataset_queries.delete_dataset_row(session, dataset=row)
+    session.commit()
+    remove_upload(settings.datasets_dir, dataset_id)
+    clear_raw_cache()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,43 @@
+"""The workers that report to this service: where jobs can run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from api.deps import SessionDep
+from core import queries
+from core.tables import utcnow
+
+router = APIRouter(prefix="/v1/workers", tags=["workers"])
+ALIVE_WITHIN = timedelta(seconds=60)  # four missed 15 s heartbeats
+
+
+class WorkerOut(BaseModel):
+    hostname: str
+    alive: bool
+    queues: list[str]
+    devices: list[dict[str, Any]]
+    started_at: datetime
+    last_seen: datetime
+    stopped_at: datetime | None
+
+
+@router.get("", summary="Workers with their queues and devices (GPU model and memory)")
+def list_workers(session: SessionDep) -> list[WorkerOut]:
+    now = utcnow()
+    return [
+        WorkerOut(
+            hostname=worker.hostname,
+            alive=worker.stopped_at is None and now - worker.last_seen < ALIVE_WITHIN,
+            queues=worker.queues,
+            devices=worker.devices,
+            started_at=worker.started_at,
+            last_seen=worker.last_seen,
+            stopped_at=worker.stopped_at,
+        )
+        for worker in queries.list_workers(session)
+    ]

@@ -1,0 +1,78 @@
+"""Uploaded datasets as they lie in the datasets directory: `uploads/<id>/meta.json` + data.
+
+Both processes resolve an upload id from these files alone, so a job names an upload by its id
+and the worker loads it without asking the API or the database.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.datasets.registry import DatasetInfo, RawData, UnknownDatasetError, is_upload_id
+
+UPLOADS_FOLDER = "uploads"
+META_FILE = "meta.json"
+DATA_FILE = "data.npz"
+
+
+def upload_dir(root: Path, dataset_id: str) -> Path:
+    """Where the upload `dataset_id` lives under the datasets directory `root`."""
+    if not is_upload_id(dataset_id):  # never let a name reach the filesystem unchecked
+        raise UnknownDatasetError(f"{dataset_id!r} is not an upload id")
+    return root / UPLOADS_FOLDER / dataset_id
+
+
+def read_meta(root: Path, dataset_id: str) -> dict[str, Any]:
+    """The upload's metadata, or UnknownDatasetError when there is no such upload."""
+    meta_path = upload_dir(root, dataset_id) / META_FILE
+    try:
+        meta: dict[str, Any] = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise UnknownDatasetError(
+            f"no uploaded dataset with id {dataset_id!r} (POST /v1/datasets uploads one)"
+        ) from None
+    return meta
+
+
+def load_upload(root: Path, dataset_id: str) -> RawData:
+    """The upload's decoded uint8 images (N, C, H, W) and labels, never unpickling anything."""
+    with np.load(upload_dir(root, dataset_id) / DATA_FILE, allow_pickle=False) as data:
+        return RawData(
+            inputs=torch.from_numpy(data["x"].astype(np.uint8)),
+            targets=torch.from_numpy(data["y"].astype(np.int64)),
+        )
+
+
+@lru_cache(maxsize=64)
+def _info(root: Path, dataset_id: str, meta_mtime_ns: int) -> DatasetInfo:
+    meta = read_meta(root, dataset_id)
+    raw_shape = tuple(int(side) for side in meta["raw_shape"])
+    folder = upload_dir(root, dataset_id)
+    return DatasetInfo(
+        name=dataset_id,
+        description=f"uploaded {meta['format']} dataset {meta['name']!r}",
+        raw_shape=raw_shape,
+        in_channels=raw_shape[0],
+        class_names=tuple(meta["class_names"]),
+        raw_scale=1 / 255,
+        loader=lambda data_root: load_upload(data_root, dataset_id),
+        source="upload",
+        required_files=lambda _root: (folder / META_FILE, folder / DATA_FILE),
+    )
+
+
+def stored_info(dataset_id: str, *, root: Path) -> DatasetInfo:
+    """The upload `dataset_id` as a DatasetInfo (cached until its meta.json changes)."""
+    meta_path = upload_dir(root, dataset_id) / META_FILE
+    try:
+        mtime = meta_path.stat().st_mtime_ns
+    except FileNotFoundError:
+        read_meta(root, dataset_id)  # raises the error that says what to do
+        raise
+    return _info(root, dataset_id, mtime)

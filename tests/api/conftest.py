@@ -1,0 +1,53 @@
+"""One short real training run, shared by the API tests that need a trained model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.artifacts import ArtifactStore
+from core.db import Database
+from core.migrate import upgrade
+from core.settings import Settings
+from tests.factories import add_job
+from worker.runner import JobRunner
+
+
+@dataclass(frozen=True)
+class Trained:
+    client: TestClient
+    db: Database
+    job_id: str
+    model_id: str
+    result: dict[str, Any]
+
+
+@pytest.fixture(scope="package")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """A LeNet (ReLU) trained for 4 epochs on digits through the real runner, and an app on it."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("trained"))
+    settings.ensure_dirs()
+    upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        job_id = add_job(
+            session,
+            model={"arch": "lenet", "config": {"activation": "relu"}},
+            hyperparameters={"epochs": 4, "batch_size": 32, "lr": 0.1},
+        ).id
+    JobRunner(
+        db=db,
+        store=ArtifactStore(settings.artifacts),
+        data_dir=settings.datasets_dir,
+        worker_name="test",
+    ).run(job_id)
+    with TestClient(create_app(settings)) as client:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "succeeded", job["error"]
+        yield Trained(client, db, job_id, job["model_id"], job["result"])
+    db.engine.dispose()
