@@ -171,7 +171,8 @@ def main() -> None:
         rates = bench_case(name, batch_size=args.batch_size, epochs=args.epochs)
         size = CASES[name]["input_size"]
         row = (
-            f"| {name} ({size}x{size}) | {rates['engine']:,.0f} | {rates['hand']:,.0f} | {rates['course']:,.0f} "
+            f"| {name} ({size}x{size}) | {rates['engine']:,.0f} | {rates['hand']:,.0f} "
+            f"| {rates['course']:,.0f} "
             f"| {rates['engine'] / rates['hand']:.2f}x | {rates['engine'] / rates['course']:.2f}x |"
         )
         print(row, flush=True)
