@@ -10,6 +10,7 @@ from api.errors import install_error_handlers
 from api.routes import (
     architectures,
     checkpoints,
+    curves,
     datasets,
     experiments,
     health,
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         health,
         jobs,
+        curves,
         datasets,
         experiments,
         architectures,

@@ -1,0 +1,96 @@
+"""Learning curves as pictures: a job's (the course's train loss / train acc / val acc chart),
+a k-fold job's folds with their mean, and an experiment's runs overlaid."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from statistics import fmean
+from typing import Any
+
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import SessionDep
+from core import queries
+from core.errors import InvalidInputError
+from core.plots import Curve, curves_png
+
+router = APIRouter(tags=["curves"])
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
+COURSE_CURVES = (("train", "loss"), ("train", "acc"), ("val", "acc"))
+MAX_RUNS = 20
+
+
+def split_metric(metric: str) -> tuple[str, str]:
+    split, _, name = metric.partition("_")
+    if not name:
+        raise InvalidInputError(f"metric must look like split_name, e.g. val_acc; got {metric!r}")
+    return split, name
+
+
+def fold_curves(rows: list, name: str) -> tuple[dict[str, Curve], str]:  # type: ignore[type-arg]
+    """Held-out curves of each fold of the first candidate that has them, plus their mean."""
+    by_fold: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:
+        parts = row.split.split("/")
+        if len(parts) == 3 and parts[0] == "c0" and parts[2] == "val" and row.name == name:
+            by_fold[f"fold {parts[1][1:]}"].append((row.epoch, row.value))
+    epochs = sorted({epoch for points in by_fold.values() for epoch, _ in points})
+    mean = [
+        (e, fmean(v for points in by_fold.values() for ep, v in points if ep == e)) for e in epochs
+    ]
+    return {**dict(sorted(by_fold.items())), "mean": mean}, f"val {name}"
+
+
+@router.get("/v1/jobs/{job_id}/curves.png", summary="A job's learning curves", responses=PNG)
+async def job_curves(job_id: str, session: SessionDep) -> Response:
+    job = queries.get_job(session, job_id=job_id)
+    rows = list(queries.list_metrics(session, job_id=job_id))
+    if job.kind == "kfold":
+        name = "acc" if any(r.name == "acc" for r in rows) else "loss"
+        curves, ylabel = fold_curves(rows, name)
+        title = f"{job.params['model']['arch']} k-fold: first candidate's folds"
+        png = await run_in_threadpool(
+            curves_png,
+            curves,
+            title=title,
+            ylabel=ylabel,
+            emphasis=["mean"],
+            faint=[label for label in curves if label != "mean"],
+        )
+    else:
+        curves = {
+            f"{split} {name}": [
+                (r.epoch, r.value) for r in rows if (r.split, r.name) == (split, name)
+            ]
+            for split, name in COURSE_CURVES
+        }
+        curves = {label: points for label, points in curves.items() if points}
+        title = f"{job.params['model']['arch']} on {job.params['dataset']['name']} ({job.status})"
+        png = await run_in_threadpool(curves_png, curves, title=title)
+    return Response(content=png, media_type="image/png")
+
+
+@router.get(
+    "/v1/experiments/{name}/curves.png",
+    summary="One metric of every run of an experiment, overlaid",
+    responses=PNG,
+)
+async def experiment_curves(name: str, session: SessionDep, metric: str = "val_acc") -> Response:
+    split, metric_name = split_metric(metric)
+    jobs, total = queries.list_jobs(session, experiment=name, status=None, limit=MAX_RUNS, offset=0)
+    if not total:
+        raise InvalidInputError(f"experiment {name!r} has no jobs")
+    curves: dict[str, Curve] = {}
+    for job in jobs:
+        points = [
+            (row.epoch, row.value)
+            for row in queries.list_metrics(session, job_id=job.id, name=metric_name)
+            if row.split == split
+        ]
+        if points:
+            curves[f"{job.id[:8]} {job.params['model']['arch']}"] = points
+    if not curves:
+        raise InvalidInputError(f"no run of {name!r} recorded {metric}")
+    png = await run_in_threadpool(curves_png, curves, title=f"{name}: {metric}", ylabel=metric)
+    return Response(content=png, media_type="image/png")
