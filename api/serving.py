@@ -22,7 +22,7 @@ from core.datasets.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_im
 from core.db import Database
 from core.errors import InvalidInputError
 from core.preprocessing import Preprocessing
-from core.schemas import Prediction, PredictRequest, PredictResponse
+from core.schemas import Prediction, PredictRequest, PredictResponse, RegressionPrediction
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,15 @@ class LoadedModel:
     net: nn.Module
     preprocessing: Preprocessing
     class_names: tuple[str, ...]
+    task: str = "classification"
+    # Nadaraya-Watson predicts by attending over its training examples (keys, values).
+    memory: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.memory is not None:
+            keys, values = self.memory
+            return self.net(inputs.reshape(-1), keys, values)
+        return self.net(inputs)
 
 
 def load_model(payload: dict[str, Any], device: torch.device) -> LoadedModel:
@@ -43,10 +52,15 @@ def load_model(payload: dict[str, Any], device: torch.device) -> LoadedModel:
     )
     net.load_state_dict(payload["state_dict"], strict=True)
     net.to(device).eval()
+    memory = None
+    if payload.get("train_keys") is not None:
+        memory = (payload["train_keys"].to(device), payload["train_values"].to(device))
     return LoadedModel(
         net=net,
         preprocessing=Preprocessing.from_dict(payload["preprocessing"]),
         class_names=tuple(payload["class_names"]),
+        task=str(payload.get("task", "classification")),
+        memory=memory,
     )
 
 
@@ -140,7 +154,13 @@ class Serving:
     ) -> PredictResponse:
         with torch.inference_mode():
             inputs = preprocessing.apply(loaded.preprocessing, batch).to(self.device)
-            probabilities = torch.softmax(loaded.net(inputs), dim=1).cpu()
+            outputs = loaded.forward(inputs).cpu()
+        if loaded.task == "regression":
+            values = outputs.reshape(len(batch), -1)[:, 0].tolist()
+            return PredictResponse(
+                model_id=model_id, predictions=[RegressionPrediction(value=v) for v in values]
+            )
+        probabilities = torch.softmax(outputs, dim=1)
         k = min(top_k or len(loaded.class_names), len(loaded.class_names))
         return PredictResponse(
             model_id=model_id,

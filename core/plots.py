@@ -1,4 +1,4 @@
-"""The course's learning-curve charts (its `Animator`), drawn as PNG with matplotlib's Agg backend."""
+"""The course's learning-curve charts (its `Animator`), drawn as PNG by matplotlib (Agg)."""
 
 from __future__ import annotations
 

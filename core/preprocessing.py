@@ -2,6 +2,10 @@
 
 A `Preprocessing` is recorded with the job and saved in the checkpoint, so a model serves raw
 inputs (as the dataset stores them) exactly the way its training and evaluation saw them.
+
+Two layouts: images (scale, resize, per-channel normalisation) and tabular rows of features
+(the first `input_size` features, scaled; `mean`/`std` are one value for every feature, and the
+course's synthetic regression data are used as generated: 0 and 1).
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Raw sample -> network input: scale, reshape to channels, resize, normalise."""
+    """Raw sample -> network input: scale, reshape to channels, resize, normalise.
+
+    With `layout="tabular"`, raw rows (N, F) -> (N, input_size): the first `input_size`
+    features, times `scale`, minus `mean`, over `std` (each one value for all features)."""
 
     raw_shape: tuple[int, ...]
     in_channels: int
@@ -23,10 +30,15 @@ class Preprocessing:
     scale: float
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    layout: str = "image"  # image | tabular
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON- and `weights_only`-safe form (plain lists and floats)."""
+        """JSON- and `weights_only`-safe form (plain lists and floats).
+
+        `layout` is left out for images, so image jobs record exactly what they always did."""
         data = asdict(self)
+        if self.layout == "image":
+            del data["layout"]
         return {
             key: list(value) if isinstance(value, tuple) else value for key, value in data.items()
         }
@@ -40,7 +52,25 @@ class Preprocessing:
             scale=float(data["scale"]),
             mean=tuple(float(v) for v in data["mean"]),
             std=tuple(float(v) for v in data["std"]),
+            layout=str(data.get("layout", "image")),
         )
+
+
+def tabular_preprocessing(
+    raw_shape: tuple[int, ...], *, input_size: int, scale: float = 1.0
+) -> Preprocessing:
+    """Rows of features used as they are: the first `input_size` of them, no normalisation."""
+    if len(raw_shape) != 1 or not 1 <= input_size <= raw_shape[0]:
+        raise ValueError(f"input_size must be 1-{raw_shape[0]} features, got {input_size}")
+    return Preprocessing(
+        raw_shape=raw_shape,
+        in_channels=1,
+        input_size=input_size,
+        scale=scale,
+        mean=(0.0,),
+        std=(1.0,),
+        layout="tabular",
+    )
 
 
 def to_network_scale(
@@ -67,11 +97,14 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 
 def apply(prep: Preprocessing, raw: torch.Tensor) -> torch.Tensor:
-    """Raw samples (N, *raw_shape) -> normalised network input (N, C, S, S)."""
+    """Raw samples (N, *raw_shape) -> normalised network input (N, C, S, S), or (N, F) rows."""
     if tuple(raw.shape[1:]) != prep.raw_shape:
         raise ValueError(
             f"expected samples of shape {list(prep.raw_shape)}, got {list(raw.shape[1:])}"
         )
+    if prep.layout == "tabular":
+        features = raw[:, : prep.input_size].to(torch.float32) * prep.scale
+        return (features - prep.mean[0]) / prep.std[0]
     images = to_network_scale(
         raw, in_channels=prep.in_channels, input_size=prep.input_size, scale=prep.scale
     )

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 import models
-from core.datasets import DatasetInfo, get_dataset, is_upload_id, list_datasets
+from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
 from core.hyperparameters import Hyperparameters
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -232,23 +232,41 @@ class JobCreate(Frozen):
         return self
 
     def fits_dataset(self, info: DatasetInfo) -> None:
-        """Refuse (ValueError) a model that cannot be built for this dataset's shape."""
+        """Refuse (ValueError) a model that cannot be built for this dataset's shape or task.
+
+        A net serves the tasks its registry entry names (`Architecture.serves`): the MLP both,
+        as the course's linear regression when `hidden_sizes=[]` and `flat_features=true`."""
         arch = models.get_architecture(self.model.arch)
-        if arch.task != "classification":
+        if not arch.serves(info.task):
             raise ValueError(
-                f"{arch.name} is a {arch.task} model; {info.name} is for classification"
+                f"{arch.name} is a {arch.task} model; {info.name} is a {info.task} dataset"
             )
+        if info.task == "regression":
+            self._fits_regression()
         if self.hyperparameters.dropout is not None and "dropout" not in arch.options:
             raise ValueError(
                 f"{arch.name} has no dropout to override; remove hyperparameters.dropout"
             )
+        input_size = self.model.resolved_input_size
+        if info.tabular:
+            input_size = feature_count(info, self.model.input_size)
+            if "flat_features" in arch.options and not self.model.config.get("flat_features"):
+                raise ValueError(
+                    f"{info.name} holds rows of features: {arch.name} needs config "
+                    '"flat_features": true'
+                )
+            if arch.task == "regression" and input_size != 1:
+                raise ValueError(
+                    f"{arch.name} pools over one scalar feature; {info.name} has "
+                    f"{info.raw_shape[0]} features"
+                )
         # Building on the meta device costs no memory and catches option values the net refuses.
         with torch.device("meta"):
             net = models.get_model(
                 self.model.arch,
                 in_channels=info.in_channels,
                 num_classes=info.num_classes,
-                input_size=self.model.resolved_input_size,
+                input_size=input_size,
                 **self.model_options,
             )
         if self.finetune is not None and isinstance(self.finetune.freeze, list):
@@ -259,6 +277,20 @@ class JobCreate(Frozen):
                         f"freeze prefix {prefix!r} matches no parameter of {arch.name}; "
                         f"its parameters are: {', '.join(names[:40])}"
                     )
+
+    def _fits_regression(self) -> None:
+        """What the regression engine (worker/regression.py) does not do, refused up front."""
+        if self.kind != "train":
+            raise ValueError(
+                f"kind {self.kind!r} is not available for regression datasets; use kind 'train'"
+            )
+        hp = self.hyperparameters
+        if hp.augmentation.enabled or hp.label_smoothing:
+            raise ValueError(
+                "augmentation and label_smoothing apply to image classification; remove them"
+            )
+        if hp.precision != "fp32" or hp.channels_last:
+            raise ValueError("regression jobs train in fp32 without channels_last")
 
     @property
     def model_options(self) -> dict[str, Any]:
@@ -347,6 +379,10 @@ class Prediction(BaseModel):
     probabilities: dict[str, float]
 
 
+class RegressionPrediction(BaseModel):
+    value: float
+
+
 class PredictResponse(BaseModel):
     model_id: str
-    predictions: list[Prediction]
+    predictions: list[Prediction] | list[RegressionPrediction]

@@ -43,7 +43,9 @@ def _dropout_layer(p: float, impl: DropoutImpl) -> nn.Module:
     return scratch.Dropout(p) if impl == "scratch" else nn.Dropout(p)
 
 
-@register_model("mlp", chapter="5.1", default_input_size=28, min_input_size=1)
+@register_model(
+    "mlp", chapter="5.1", default_input_size=28, min_input_size=1, also_for=("regression",)
+)
 def mlp(
     *,
     in_channels: int = 1,

@@ -40,6 +40,13 @@ class Architecture:
     max_input_size: int | None = None
     task: str = "classification"
     options: dict[str, Any] = field(default_factory=dict)
+    # Every task a job may use it for: its own `task`, and e.g. regression for the MLP, whose
+    # one-output linear form (`num_classes=1`) is the course's linear regression (ch. 3).
+    tasks: tuple[str, ...] = ()
+
+    def serves(self, task: str) -> bool:
+        """Whether a dataset of this task (classification, regression) can train this net."""
+        return task == self.task or task in self.tasks
 
     @property
     def description(self) -> str:
@@ -58,8 +65,11 @@ def register_model(
     min_input_size: int | None = None,
     max_input_size: int | None = None,
     task: str = "classification",
+    also_for: tuple[str, ...] = (),
 ) -> Callable[[Builder], Builder]:
-    """Register a keyword-only builder under `name`; a second use of a name is a bug."""
+    """Register a keyword-only builder under `name`; a second use of a name is a bug.
+
+    `task` is what the net is for; `also_for` lists other tasks it serves as well."""
 
     def decorator(builder: Builder) -> Builder:
         if name in _REGISTRY:
@@ -82,6 +92,7 @@ def register_model(
             max_input_size=max_input_size,
             task=task,
             options=options,
+            tasks=(task, *also_for),
         )
         return builder
 

@@ -206,6 +206,7 @@ def checkpoint_payload(
         "input_size": data.preprocessing.input_size,
         "class_names": list(data.class_names),
         "preprocessing": data.preprocessing.to_dict(),
+        "task": data.task,
         "epoch": epoch,
         "step": state.step,
         "state_dict": {

@@ -11,7 +11,7 @@ from typing import Any
 
 from core import queries
 from core.artifacts import ArtifactStore
-from core.datasets import fetch_if_missing
+from core.datasets import fetch_if_missing, get_dataset
 from core.db import Database
 from core.finetune import lineage, resolve_source
 from core.queries import LAYER_SPLIT
@@ -20,6 +20,7 @@ from worker import devices
 from worker.engine import Callbacks, EpochReport, fit
 from worker.finetune import Warmstart
 from worker.kfold import cross_validate
+from worker.regression import fit_regression
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class JobRunner:
             callbacks = self._callbacks(job_id, spec)
             if spec.kind == "kfold":
                 result = cross_validate(
+                    spec, device=device, data_dir=self.data_dir, callbacks=callbacks
+                )
+            elif get_dataset(spec.dataset.name, root=self.data_dir).task == "regression":
+                result = fit_regression(
                     spec, device=device, data_dir=self.data_dir, callbacks=callbacks
                 )
             else:
@@ -140,7 +145,13 @@ class JobRunner:
                 session, job=job, checkpoint=checkpoint, arch=spec.model.arch
             )
             queries.finish_job(session, job=job, status="succeeded", result=result)
-        log.info("job %s succeeded: test_acc=%.4f, model %s", job_id, result["test_acc"], model.id)
+        log.info(
+            "job %s succeeded: test_acc=%s, test_loss=%s, model %s",
+            job_id,
+            result.get("test_acc"),
+            result.get("test_loss"),
+            model.id,
+        )
 
     def _fail(self, job_id: str, message: str) -> None:
         with self.db.transaction() as session:

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import torch
 
-from core.preprocessing import Preprocessing, apply, channel_stats, to_network_scale
+from core.preprocessing import (
+    Preprocessing,
+    apply,
+    channel_stats,
+    tabular_preprocessing,
+    to_network_scale,
+)
 
 UPLOAD_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 RAW_CACHE_SIZE = 4  # datasets kept decoded per process (MNIST's 70,000 images are 55 MB)
@@ -28,7 +34,8 @@ class UnknownDatasetError(ValueError):
 
 @dataclass(frozen=True)
 class RawData:
-    """Samples exactly as the dataset stores them, with integer labels.
+    """Samples exactly as the dataset stores them, with integer labels (float targets for a
+    regression dataset).
 
     `test_from` marks where the dataset's own test split begins (torchvision's train/test
     files); None means the test split is drawn from all samples with the seed."""
@@ -56,10 +63,19 @@ class DatasetInfo:
     # A file also counts as present gzipped beside itself (path + ".gz"), as MNIST's mirrors
     # serve them; the loader unpacks it.
     accepts_gzip: bool = False
+    # "classification" (integer labels, one output per class) or "regression" (one float target
+    # per sample, one output; `class_names` then names that target).
+    task: str = "classification"
 
     @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        """Outputs the net needs: one per class, or the single predicted value of a regression."""
+        return 1 if self.task == "regression" else len(self.class_names)
+
+    @property
+    def tabular(self) -> bool:
+        """Rows of features (raw_shape `(F,)`) rather than images."""
+        return len(self.raw_shape) == 1
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ class PreparedData:
     preprocessing: Preprocessing
     class_names: tuple[str, ...]
     test_indices: torch.Tensor
+    task: str = "classification"  # or "regression": what the served model answers
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
@@ -123,6 +140,23 @@ def get_dataset(name: str, *, root: Path | None = None) -> DatasetInfo:
         f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())} "
         "or the id of an uploaded dataset"
     )
+
+
+def feature_count(info: DatasetInfo, requested: int | None) -> int:
+    """How many of a tabular dataset's features the net takes: the first `requested` (a job's
+    `model.input_size`), or all of them when it names none.
+
+    This is how a job picks the polynomial's degree on `poly_regression` (ch. 3.6): 2 features
+    underfit, 4 fit, all 20 overfit."""
+    available = info.raw_shape[0]
+    if requested is None:
+        return available
+    if not 1 <= requested <= available:
+        raise ValueError(
+            f"{info.name} has {available} features; model.input_size (how many of them the "
+            f"net takes, from the first) must be 1-{available}, got {requested}"
+        )
+    return requested
 
 
 def gzipped(path: Path) -> Path:
@@ -203,26 +237,19 @@ def prepare(
     test_fraction: float,
     seed: int,
 ) -> PreparedData:
-    """Load, split and preprocess a dataset; normalisation statistics come from train alone."""
+    """Load, split and preprocess a dataset; normalisation statistics come from train alone.
+
+    For a tabular dataset `input_size` is how many of its features (from the first) the net
+    takes; its rows are used as they are (see `core.preprocessing.tabular_preprocessing`)."""
     info = get_dataset(name, root=root)
     raw = load_raw(name, root=root)
     train_idx, val_idx, test_idx = dataset_splits(
         raw, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
     )
-    scaled_train = to_network_scale(
-        raw.inputs[train_idx],
-        in_channels=info.in_channels,
-        input_size=input_size,
-        scale=info.raw_scale,
-    )
-    mean, std = channel_stats(scaled_train)
-    prep = Preprocessing(
-        raw_shape=info.raw_shape,
-        in_channels=info.in_channels,
-        input_size=input_size,
-        scale=info.raw_scale,
-        mean=mean,
-        std=std,
+    prep = (
+        tabular_preprocessing(info.raw_shape, input_size=input_size, scale=info.raw_scale)
+        if info.tabular
+        else _image_preprocessing(info, raw.inputs[train_idx], input_size=input_size)
     )
 
     def split(indices: torch.Tensor) -> Split:
@@ -235,4 +262,26 @@ def prepare(
         preprocessing=prep,
         class_names=info.class_names,
         test_indices=test_idx,
+        task=info.task,
+    )
+
+
+def _image_preprocessing(
+    info: DatasetInfo, raw_train: torch.Tensor, *, input_size: int
+) -> Preprocessing:
+    """Scale and resize, then normalise with the train split's per-channel mean and std."""
+    scaled_train = to_network_scale(
+        raw_train,
+        in_channels=info.in_channels,
+        input_size=input_size,
+        scale=info.raw_scale,
+    )
+    mean, std = channel_stats(scaled_train)
+    return Preprocessing(
+        raw_shape=info.raw_shape,
+        in_channels=info.in_channels,
+        input_size=input_size,
+        scale=info.raw_scale,
+        mean=mean,
+        std=std,
     )

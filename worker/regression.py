@@ -1,0 +1,184 @@
+"""Regression training: the course's linear models (ch. 3) and attention pooling (ch. 11.2).
+
+`fit_regression` is `fit`'s counterpart for datasets whose `task` is "regression" (one float
+target per row): the same spec, callbacks, `EpochReport`s and checkpoint payload, and it reuses
+the engine's pieces (network building, optimiser steps, diagnostics, early stopping). What
+differs is the loss, and how each family is trained:
+
+- a net (the MLP; with `hidden_sizes=[]` and `flat_features=true` the linear model) trains on
+  squared loss with mean reduction in minibatches, as the polynomial recipe (ch. 3.6). Weight
+  decay is the L2 penalty on the weights only, not the biases (ch. 3.7's concise version).
+  ("train", "loss") is the training set's MSE after each epoch (the book's `evaluate_loss`).
+- Nadaraya-Watson (worker/attention_pooling.py) trains full batch on the summed squared error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import models
+from core.datasets import PreparedData, Split, feature_count, get_dataset, prepare
+from core.hyperparameters import Hyperparameters
+from core.schemas import JobCreate
+from worker.attention_pooling import fit_attention_pooling
+from worker.diagnostics import check_finite
+from worker.engine import (
+    EVAL_BATCH_SIZE,
+    Callbacks,
+    EarlyStopper,
+    EpochReport,
+    MetricValues,
+    TrainState,
+    backward_and_clip,
+    build_network,
+    checkpoint_payload,
+    epoch_diagnostics,
+    step_optimizer,
+    to_device,
+)
+from worker.optim import build_optimizer, build_scheduler
+
+
+def fit_regression(
+    spec: JobCreate, *, device: torch.device, data_dir: Path, callbacks: Callbacks | None = None
+) -> dict[str, Any]:
+    """Train `spec` on a regression dataset under `data_dir`; returns the job's result."""
+    callbacks = callbacks or Callbacks()
+    info = get_dataset(spec.dataset.name, root=data_dir)
+    if info.task != "regression":
+        raise ValueError(f"{info.name} is a {info.task} dataset; fit_regression needs regression")
+    data = prepare(
+        spec.dataset.name,
+        root=data_dir,
+        input_size=feature_count(info, spec.model.input_size),
+        val_fraction=spec.dataset.val_fraction,
+        test_fraction=spec.dataset.test_fraction,
+        seed=spec.dataset.split_seed,
+    )
+    if models.get_architecture(spec.model.arch).task == "regression":  # attention pooling
+        return fit_attention_pooling(spec, data, device=device, callbacks=callbacks)
+    return fit_net(spec, data, device=device, callbacks=callbacks)
+
+
+def decay_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Parameter groups where only weights (not biases) carry the L2 penalty, as ch. 3.7."""
+    weights = [param for param in net.parameters() if param.dim() > 1]
+    others = [param for param in net.parameters() if param.dim() <= 1]
+    return [
+        {"params": weights, "weight_decay": weight_decay},
+        {"params": others, "weight_decay": 0.0},
+    ]
+
+
+@torch.inference_mode()
+def mean_squared_error(net: nn.Module, split: Split) -> float:
+    """MSE of the net's one output against the targets, in eval mode."""
+    net.eval()
+    total = 0.0
+    for begin in range(0, len(split), EVAL_BATCH_SIZE):
+        predictions = net(split.inputs[begin : begin + EVAL_BATCH_SIZE]).squeeze(-1)
+        targets = split.targets[begin : begin + EVAL_BATCH_SIZE]
+        total += F.mse_loss(predictions, targets, reduction="sum").item()
+    return total / len(split)
+
+
+def train_epoch(
+    state: TrainState, split: Split, *, hp: Hyperparameters, generator: torch.Generator, epoch: int
+) -> MetricValues:
+    """One pass over `split` in a seeded random order, minibatch SGD on the mean squared error."""
+    state.net.train()
+    order = torch.randperm(len(split), generator=generator).to(split.inputs.device)
+    starts = range(0, len(order), hp.batch_size)
+    step_losses = torch.empty(len(starts), device=split.inputs.device)
+    first_step, diagnostics = state.step, {}
+    for i, begin in enumerate(starts):
+        index = order[begin : begin + hp.batch_size]
+        predictions = state.forward(split.inputs[index]).squeeze(-1)
+        loss = F.mse_loss(predictions, split.targets[index])
+        state.optimizer.zero_grad(set_to_none=True)
+        backward_and_clip(state, loss, hp.grad_clip_norm)
+        if i == len(starts) - 1:
+            diagnostics = epoch_diagnostics(state, hp, epoch)
+        step_optimizer(state)
+        step_losses[i] = loss.detach()
+    lr = state.optimizer.param_groups[0]["lr"]
+    check_finite(step_losses, first_step=first_step, epoch=epoch, lr=lr)
+    return {("train", "lr"): lr} | diagnostics
+
+
+def new_regression_state(spec: JobCreate, data: PreparedData, device: torch.device) -> TrainState:
+    """A freshly initialised net with one output, its optimiser and lr schedule."""
+    hp = spec.hyperparameters
+    net = build_network(spec, data).to(device)  # one output: the dataset has one target
+    optimizer = build_optimizer(decay_groups(net, hp.weight_decay), hp)
+    steps_per_epoch = -(-len(data.train) // hp.batch_size)
+    return TrainState(
+        net=net,
+        forward=torch.compile(net) if hp.compile else net,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, hp, steps_per_epoch=steps_per_epoch),
+        scaler=None,
+    )
+
+
+def fit_net(
+    spec: JobCreate, data: PreparedData, *, device: torch.device, callbacks: Callbacks
+) -> dict[str, Any]:
+    """Minibatch training of a net on squared loss, evaluated on train (and val) every epoch."""
+    hp = spec.hyperparameters
+    torch.manual_seed(hp.seed)
+    state = new_regression_state(spec, data, device)
+    train, generator = to_device(data.train, device), torch.Generator().manual_seed(hp.seed)
+    val = to_device(data.val, device) if len(data.val) else None
+    stopper = EarlyStopper(hp)
+    for epoch in range(1, hp.epochs + 1):
+        metrics = train_epoch(state, train, hp=hp, generator=generator, epoch=epoch)
+        metrics[("train", "loss")] = mean_squared_error(state.net, train)
+        if val is not None:
+            metrics[("val", "loss")] = mean_squared_error(state.net, val)
+        report = EpochReport(epoch=epoch, step=state.step, metrics=metrics)
+        state.history.append(report)
+        callbacks.on_epoch(report)
+        callbacks.on_checkpoint(epoch, checkpoint_payload(spec, data, state, epoch))
+        if stopper.should_stop(report):
+            break
+    final = state.history[-1].metrics
+    return {
+        "task": "regression",
+        "loss_function": "mse",
+        "epochs": len(state.history),
+        "steps": state.step,
+        "train_loss": final[("train", "loss")],
+        "val_loss": final.get(("val", "loss")),
+        "test_loss": mean_squared_error(state.net, to_device(data.test, device)),
+        "stopped_early": stopper.stopped,
+        "best_epoch": stopper.best_epoch or None,
+        "warnings": state.warnings,
+        **linear_weights(state.net),
+        "parameters": sum(p.numel() for p in state.net.parameters()),
+        "class_names": list(data.class_names),
+        "preprocessing": data.preprocessing.to_dict(),
+        "splits": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+    }
+
+
+def linear_weights(net: nn.Module) -> dict[str, Any]:
+    """For a linear model (one Linear layer), its learned w and b and the L2 norm of w, to set
+    beside the book's printed weights and norms; nothing for a deeper net."""
+    layers = [module for module in net.modules() if isinstance(module, nn.Linear)]
+    if len(layers) != 1:
+        return {}
+    weight = layers[0].weight.detach().cpu().flatten()
+    bias = layers[0].bias
+    return {
+        "weights": {
+            "w": weight.tolist(),
+            "b": float(bias.detach().cpu().item()) if bias is not None else None,
+        },
+        "w_norm": float(weight.norm()),
+    }
