@@ -86,10 +86,8 @@ class ArtifactStore:
 
     def load_checkpoint(self, relative_path: str, *, sha256: str) -> dict[str, Any]:
         """Load a verified checkpoint with `weights_only=True`: tensors and plain data only."""
-        data = self.read_bytes(relative_path, sha256=sha256)
-        payload: dict[str, Any] = torch.load(
-            io.BytesIO(data), map_location="cpu", weights_only=True
-        )
+        buffer = io.BytesIO(self.read_bytes(relative_path, sha256=sha256))
+        payload: dict[str, Any] = torch.load(buffer, map_location="cpu", weights_only=True)
         return payload
 
 

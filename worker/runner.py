@@ -9,6 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from core import queries
 from core.artifacts import ArtifactStore
 from core.datasets import fetch_if_missing, get_dataset
@@ -50,33 +52,28 @@ class JobRunner:
             return
         spec, device = started
         try:
-            if self.download_datasets:
-                fetch_if_missing(spec.dataset.name, self.data_dir)
-            callbacks = self._callbacks(job_id, spec)
-            if spec.kind == "kfold":
-                result = cross_validate(
-                    spec, device=device, data_dir=self.data_dir, callbacks=callbacks
-                )
-            elif get_dataset(spec.dataset.name, root=self.data_dir).task == "regression":
-                result = fit_regression(
-                    spec, device=device, data_dir=self.data_dir, callbacks=callbacks
-                )
-            else:
-                warmstart, origin = self._warmstart(spec)
-                result = fit(
-                    spec,
-                    device=device,
-                    data_dir=self.data_dir,
-                    callbacks=callbacks,
-                    warmstart=warmstart,
-                )
-                if origin is not None:
-                    result["finetune"] = {**result["finetune"], **origin}
+            result = self._train(spec, device, self._callbacks(job_id, spec))
         except Exception as error:  # the job fails; the worker lives on
             log.exception("job %s failed", job_id)
             self._fail(job_id, f"{type(error).__name__}: {error}")
             return
         self._succeed(job_id, spec, result)
+
+    def _train(self, spec: JobCreate, device: torch.device, callbacks: Callbacks) -> dict[str, Any]:
+        """Run the engine the job needs: k-fold selection, regression, or (fine-)training."""
+        if self.download_datasets:
+            fetch_if_missing(spec.dataset.name, self.data_dir)
+        if spec.kind == "kfold":
+            return cross_validate(spec, device=device, data_dir=self.data_dir, callbacks=callbacks)
+        if get_dataset(spec.dataset.name, root=self.data_dir).task == "regression":
+            return fit_regression(spec, device=device, data_dir=self.data_dir, callbacks=callbacks)
+        warmstart, origin = self._warmstart(spec)
+        result = fit(
+            spec, device=device, data_dir=self.data_dir, callbacks=callbacks, warmstart=warmstart
+        )
+        if origin is not None:
+            result["finetune"] = {**result["finetune"], **origin}
+        return result
 
     def _start(self, job_id: str) -> tuple[JobCreate, Any] | None:
         with self.db.transaction() as session:
