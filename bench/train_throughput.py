@@ -5,7 +5,8 @@ Measured side by side in one process, on the same preprocessed digits, batch siz
 - hand-written: the minimal loop over resident tensors (zero_grad, forward, loss, backward, step);
 - course-style: a `DataLoader` over a Dataset that resizes and normalises each item, as the
   course's `load_data_fashion_mnist` does with torchvision transforms.
-Each figure is the median examples/sec of several timed epochs after a warm-up epoch.
+Each figure is the median examples/sec over epochs timed in turn (engine, hand, course, engine,
+...) after a warm-up epoch of each.
 
 Run: python bench/train_throughput.py [--threads 1] [--epochs 5] [--write]
 """
@@ -30,10 +31,7 @@ from models.init import init_weights
 from worker.engine import TrainState, new_state, train_epoch
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-CASES = {
-    "lenet": {"arch": "lenet", "input_size": 28},
-    "resnet18": {"arch": "resnet18", "input_size": 32},
-}
+CASES: dict[str, tuple[str, int]] = {"lenet": ("lenet", 28), "resnet18": ("resnet18", 32)}
 
 
 class CourseStyleDigits(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -55,22 +53,27 @@ class CourseStyleDigits(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return (image[0] - self.mean) / self.std, self.targets[index]
 
 
-def timed(epoch: Callable[[], int], epochs: int) -> float:
-    """Median examples/sec over `epochs` timed epochs, after one warm-up epoch."""
-    epoch()
-    rates = []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        count = epoch()
-        rates.append(count / (time.perf_counter() - started))
-    return statistics.median(rates)
+def interleaved(epochs: dict[str, Callable[[], int]], rounds: int) -> dict[str, float]:
+    """Median examples/sec of each loop, timing one epoch of each in turn, `rounds` times.
+
+    Alternating epochs makes drift on a shared machine hit every loop alike; one warm-up epoch
+    each comes first."""
+    for epoch in epochs.values():
+        epoch()
+    rates: dict[str, list[float]] = {name: [] for name in epochs}
+    for _ in range(rounds):
+        for name, epoch in epochs.items():
+            started = time.perf_counter()
+            count = epoch()
+            rates[name].append(count / (time.perf_counter() - started))
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
-    case = CASES[name]
+    arch, input_size = CASES[name]
     spec = JobCreate.model_validate(
         {
-            "model": {"arch": case["arch"], "input_size": case["input_size"]},
+            "model": {"arch": arch, "input_size": input_size},
             "dataset": {"name": "digits"},
             "hyperparameters": {"batch_size": batch_size, "lr": 0.05, "layer_diagnostics": False},
         }
@@ -78,7 +81,7 @@ def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
     data = prepare(
         "digits",
         root=Path("/nonexistent"),
-        input_size=case["input_size"],
+        input_size=input_size,
         val_fraction=0.1,
         test_fraction=0.2,
         seed=0,
@@ -96,9 +99,7 @@ def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
 
     torch.manual_seed(0)
     net = init_weights(
-        models.get_model(
-            case["arch"], in_channels=1, num_classes=10, input_size=case["input_size"]
-        ),
+        models.get_model(arch, in_channels=1, num_classes=10, input_size=input_size),
         "xavier_uniform",
     )
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
@@ -122,16 +123,14 @@ def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
     course = CourseStyleDigits(
         raw.inputs[train_idx],
         raw.targets[train_idx],
-        case["input_size"],
+        input_size,
         data.preprocessing.mean[0],
         data.preprocessing.std[0],
     )
     loader = DataLoader(course, batch_size=batch_size, shuffle=True, num_workers=0)
     torch.manual_seed(0)
     course_net = init_weights(
-        models.get_model(
-            case["arch"], in_channels=1, num_classes=10, input_size=case["input_size"]
-        ),
+        models.get_model(arch, in_channels=1, num_classes=10, input_size=input_size),
         "xavier_uniform",
     )
     course_optimizer = torch.optim.SGD(course_net.parameters(), lr=0.05)
@@ -145,22 +144,16 @@ def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
             course_optimizer.step()
         return len(course)
 
-    rates: dict[str, float] = {}
-    # Interleave the three so that machine noise hits each alike.
-    results: dict[str, list[float]] = {"engine": [], "hand": [], "course": []}
-    for _ in range(2):
-        results["engine"].append(timed(engine_epoch, epochs))
-        results["hand"].append(timed(hand_epoch, epochs))
-        results["course"].append(timed(course_epoch, epochs))
-    for key, values in results.items():
-        rates[key] = max(values)
+    rates = interleaved(
+        {"engine": engine_epoch, "hand": hand_epoch, "course": course_epoch}, rounds=epochs
+    )
     return rates
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=9, help="timed epochs of each loop")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--cases", nargs="+", default=list(CASES))
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
@@ -169,7 +162,7 @@ def main() -> None:
     rows = []
     for name in args.cases:
         rates = bench_case(name, batch_size=args.batch_size, epochs=args.epochs)
-        size = CASES[name]["input_size"]
+        size = CASES[name][1]
         row = (
             f"| {name} ({size}x{size}) | {rates['engine']:,.0f} | {rates['hand']:,.0f} "
             f"| {rates['course']:,.0f} "
@@ -192,7 +185,7 @@ def write_results(args: argparse.Namespace, rows: list[str]) -> None:
             "",
             f"`{command}` on {platform.machine()} with {args.threads} thread(s), "
             f"batch {args.batch_size}, torch {torch.__version__}; examples/sec "
-            f"(median of {args.epochs} epochs, best of 2 rounds):",
+            f"(median of {args.epochs} epochs of each loop, timed in turn):",
             "",
             "| net (input) | engine | hand-written loop | course-style DataLoader "
             "| engine / hand | engine / DataLoader |",
