@@ -216,7 +216,11 @@ class JobCreate(Frozen):
 
     @property
     def planned_epochs(self) -> int:
-        """Epochs the job will train in all: every fold of every candidate, then the winner."""
+        """Epochs the job will train in all: every fold of every candidate, then the winner.
+
+        Non-parametric attention pooling has nothing to learn: it evaluates once (one epoch)."""
+        if self.model.arch == "nadaraya_watson" and not self.model_options.get("parametric"):
+            return 1
         if self.kind != "kfold":
             return self.hyperparameters.epochs
         k = (self.kfold or KFold()).k
