@@ -44,3 +44,22 @@ def curves_png(
         return buffer.getvalue()
     finally:
         plt.close(figure)
+
+
+def heatmap_png(
+    matrix: Sequence[Sequence[float]], *, title: str, xlabel: str, ylabel: str
+) -> bytes:
+    """The course's `show_heatmaps`: a matrix (e.g. queries x keys attention weights) in colour."""
+    figure, axes = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    try:
+        image = axes.imshow(matrix, cmap="Reds", aspect="auto")
+        figure.colorbar(image, ax=axes)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        axes.set_title(title, fontsize=10)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)

@@ -7,13 +7,15 @@ from collections import defaultdict
 from statistics import fmean
 from typing import Any
 
+import torch
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep
+from api.deps import ServingDep, SessionDep
+from api.serving import Serving
 from core import queries
 from core.errors import InvalidInputError
-from core.plots import Curve, curves_png
+from core.plots import Curve, curves_png, heatmap_png
 
 router = APIRouter(tags=["curves"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
@@ -93,4 +95,36 @@ async def experiment_curves(name: str, session: SessionDep, metric: str = "val_a
     if not curves:
         raise InvalidInputError(f"no run of {name!r} recorded {metric}")
     png = await run_in_threadpool(curves_png, curves, title=f"{name}: {metric}", ylabel=metric)
+    return Response(content=png, media_type="image/png")
+
+
+ATTENTION_QUERIES = [i / 10 for i in range(50)]  # the course's test inputs 0, 0.1, ..., 4.9
+
+
+def attention_matrix(serving: Serving, model_id: str) -> list[list[float]]:
+    """Attention weights of the course's test queries over the model's training keys."""
+    loaded = serving.get(model_id)
+    if loaded.memory is None:
+        raise InvalidInputError(f"model {model_id} is not an attention-pooling model")
+    keys, values = loaded.memory
+    with torch.inference_mode():
+        loaded.net(torch.tensor(ATTENTION_QUERIES, device=keys.device), keys, values)
+    weights: list[list[float]] = loaded.net.attention_weights.cpu().tolist()  # type: ignore[union-attr,operator]
+    return weights
+
+
+@router.get(
+    "/v1/models/{model_id}/attention.png",
+    summary="Nadaraya-Watson attention weights, test queries x training keys (ch. 11.2)",
+    responses=PNG,
+)
+async def attention_heatmap(model_id: str, serving: ServingDep) -> Response:
+    matrix = await run_in_threadpool(attention_matrix, serving, model_id)
+    png = await run_in_threadpool(
+        heatmap_png,
+        matrix,
+        title="attention weights",
+        xlabel="sorted training inputs (keys)",
+        ylabel="test inputs (queries)",
+    )
     return Response(content=png, media_type="image/png")
