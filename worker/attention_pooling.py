@@ -23,7 +23,14 @@ from torch import nn
 from core.datasets import PreparedData, Split
 from core.schemas import JobCreate
 from models import leave_one_out
-from worker.engine import Callbacks, EarlyStopper, EpochReport, MetricValues, build_network
+from worker.engine import (
+    Callbacks,
+    EarlyStopper,
+    EpochReport,
+    MetricValues,
+    build_network,
+    model_record,
+)
 from worker.optim import build_optimizer, build_scheduler
 
 MAX_ATTENTION_SIDE = 64  # larger attention matrices are kept strided to at most this per side
@@ -95,14 +102,7 @@ def checkpoint_payload(
 ) -> dict[str, Any]:
     """The engine's payload, and the training keys/values that predictions attend over."""
     return {
-        "arch": spec.model.arch,
-        "config": spec.model_options,
-        "in_channels": data.preprocessing.in_channels,
-        "num_classes": len(data.class_names),
-        "input_size": data.preprocessing.input_size,
-        "class_names": list(data.class_names),
-        "preprocessing": data.preprocessing.to_dict(),
-        "task": data.task,
+        **model_record(spec, data),
         "epoch": epoch,
         "step": epoch if optimizer is not None else 0,
         "state_dict": {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()},

@@ -194,10 +194,8 @@ def evaluate(net: nn.Module, split: Split) -> Evaluation:
     return Evaluation(loss=loss_sum / len(split), accuracy=correct / len(split))
 
 
-def checkpoint_payload(
-    spec: JobCreate, data: PreparedData, state: TrainState, epoch: int
-) -> dict[str, Any]:
-    """Everything needed to rebuild the net exactly and to resume: config, weights, optimiser."""
+def model_record(spec: JobCreate, data: PreparedData) -> dict[str, Any]:
+    """What rebuilds the net exactly and serves it: arch, options, sizes, classes, preprocessing."""
     return {
         "arch": spec.model.arch,
         "config": spec.model_options,
@@ -207,6 +205,15 @@ def checkpoint_payload(
         "class_names": list(data.class_names),
         "preprocessing": data.preprocessing.to_dict(),
         "task": data.task,
+    }
+
+
+def checkpoint_payload(
+    spec: JobCreate, data: PreparedData, state: TrainState, epoch: int
+) -> dict[str, Any]:
+    """Everything needed to rebuild the net exactly and to resume: config, weights, optimiser."""
+    return {
+        **model_record(spec, data),
         "epoch": epoch,
         "step": state.step,
         "state_dict": {
