@@ -6,18 +6,25 @@ import logging
 
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
+from api.body_limit import BodyLimit
+from api.errors import documented_errors, install_error_handlers, json_error_schemas
 from api.routes import (
     architectures,
     checkpoints,
     curves,
     datasets,
+    events,
     experiments,
     health,
     jobs,
+    logs,
+    metrics,
+    recipes,
+    ui,
     workers,
 )
 from api.routes import models as model_routes
+from api.routes import predict as predict_routes
 from api.serving import Serving
 from core.artifacts import ArtifactStore
 from core.db import Database
@@ -38,7 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = FastAPI(title="d2l-service", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(
+        title="d2l-service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        responses=documented_errors(),
+    )
     db = Database(settings.database_url)
     store = ArtifactStore(settings.artifacts)
     app.state.settings = settings
@@ -49,19 +61,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=store,
         device=settings.inference_device,
         capacity=settings.model_cache_size,
+        max_bytes=settings.model_cache_bytes,
+        max_batch=settings.predict_max_batch,
+        max_wait_ms=settings.predict_max_wait_ms,
         max_image_pixels=settings.upload_max_image_pixels,
     )
     install_error_handlers(app)
+    json_error_schemas(app)
+    app.add_middleware(
+        BodyLimit,
+        upload_max_bytes=settings.upload_max_bytes,
+        json_max_bytes=settings.request_max_bytes,
+    )
+    metrics.install_metrics(app, db=db, settings=settings)  # GET /metrics (Prometheus)
     for module in (
+        predict_routes,  # first: the hot path, matched before every other route
         health,
         jobs,
+        events,
+        logs,
+        metrics,
         curves,
         datasets,
         experiments,
         architectures,
         checkpoints,
+        recipes,
         workers,
         model_routes,
+        ui,
     ):
         app.include_router(module.router)
     return app

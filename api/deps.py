@@ -35,3 +35,5 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
+
+MAX_OFFSET = 2**31 - 1  # far past any real row count, and within every database's integers

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from core.errors import ServiceError
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: what went wrong and what to do instead. Request validation errors
+    (422) list each field that is wrong instead of one sentence."""
+
+    detail: str | list[dict[str, Any]] = Field(description="What to fix.")
+
+
+def documented_errors() -> dict[int | str, dict[str, Any]]:
+    """The error answers any operation may give (OpenAPI `responses` for the whole app)."""
+    reasons = {
+        400: "Malformed request",
+        404: "No such job, model, dataset or other resource",
+        409: "Conflicts with the resource's state (e.g. deleting what is in use)",
+        413: "The body is over its size limit",
+        422: "Invalid input; `detail` says what to fix",
+        503: "A service it needs (the broker) is unreachable",
+    }
+    return {code: {"model": ErrorOut, "description": text} for code, text in reasons.items()}
 
 
 async def service_error_handler(request: Request, error: Exception) -> JSONResponse:
@@ -15,3 +38,24 @@ async def service_error_handler(request: Request, error: Exception) -> JSONRespo
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error_handler)
+
+
+def json_error_schemas(app: FastAPI) -> None:
+    """Document every error answer as the JSON it is, also on routes whose success is a PNG,
+    plain text or an event stream (FastAPI would give their errors that media type)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        error = {"schema": {"$ref": "#/components/schemas/ErrorOut"}}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code[0] in "45":
+                        response["content"] = {"application/json": error}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,14 +1,16 @@
 """Training throughput of the engine against the loops people would write by hand.
 
-Measured side by side in one process, on the same preprocessed digits, batch size and threads:
-- engine: `worker.engine.train_epoch` (what every job runs: metrics, NaN watch, scheduler);
+Measured side by side in one process, on the same digits, batch size, threads and device:
+- engine: `worker.engine.train_epoch` (what every job runs: metrics, NaN watch, scheduler), with
+  the data resident on the training device;
 - hand-written: the minimal loop over resident tensors (zero_grad, forward, loss, backward, step);
-- course-style: a `DataLoader` over a Dataset that resizes and normalises each item, as the
-  course's `load_data_fashion_mnist` does with torchvision transforms.
+- course-style: the course's loader, `torchvision.datasets.FashionMNIST` reading IDX files (the
+  digits written in that format) through `Resize` + `ToTensor` (+ `Normalize`, as the engine
+  normalises) in a `DataLoader`, each batch moved to the device, as `train_ch6` does.
 Each figure is the median examples/sec over epochs timed in turn (engine, hand, course, engine,
-...) after a warm-up epoch of each.
+...) after a warm-up epoch of each. The batch size defaults to the course's 256 for both nets.
 
-Run: python bench/train_throughput.py [--threads 1] [--epochs 5] [--write]
+Run: python bench/train_throughput.py [--device cpu|cuda] [--threads 1] [--epochs 9] [--write]
 """
 
 from __future__ import annotations
@@ -16,41 +18,52 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import struct
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import FashionMNIST
 
 import models
 from core.datasets import prepare
+from core.datasets.digits import load_digits_raw
 from core.schemas import JobCreate
 from models.init import init_weights
-from worker.engine import TrainState, new_state, train_epoch
+from worker.engine import new_state, to_device, train_epoch
+from worker.training_state import TrainState
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 CASES: dict[str, tuple[str, int]] = {"lenet": ("lenet", 28), "resnet18": ("resnet18", 32)}
 
 
-class CourseStyleDigits(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Per-item transforms (scale, resize, normalise), as a torchvision transform pipeline does."""
+def write_idx(path: Path, array: torch.Tensor) -> None:
+    """LeCun's IDX format, as torchvision's MNIST classes read it: ubyte data, big-endian sizes."""
+    header = struct.pack(">HBB", 0, 0x08, array.dim()) + struct.pack(
+        f">{array.dim()}I", *array.shape
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + array.to(torch.uint8).numpy().tobytes())
 
-    def __init__(
-        self, raw: torch.Tensor, targets: torch.Tensor, size: int, mean: float, std: float
-    ):
-        self.raw, self.targets, self.size, self.mean, self.std = raw, targets, size, mean, std
 
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.raw[index].float().div(16).view(1, 1, 8, 8)
-        image = F.interpolate(
-            image, size=(self.size, self.size), mode="bilinear", align_corners=False
-        )
-        return (image[0] - self.mean) / self.std, self.targets[index]
+def course_dataset(
+    root: Path, images: torch.Tensor, labels: torch.Tensor, size: int, mean: float, std: float
+) -> FashionMNIST:
+    """The digits as Fashion-MNIST files, read by the course's loader with its transforms."""
+    raw = root / "FashionMNIST" / "raw"
+    pixels = (images * 16).clamp(0, 255)  # grey levels 0-16 as the bytes 0-255 of an IDX image
+    for prefix in ("train", "t10k"):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", pixels)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    pipeline = transforms.Compose(
+        [transforms.Resize(size), transforms.ToTensor(), transforms.Normalize([mean], [std])]
+    )
+    return FashionMNIST(str(root), train=True, transform=pipeline, download=False)
 
 
 def interleaved(epochs: dict[str, Callable[[], int]], rounds: int) -> dict[str, float]:
@@ -69,7 +82,15 @@ def interleaved(epochs: dict[str, Callable[[], int]], rounds: int) -> dict[str, 
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
+def bench_case(
+    name: str,
+    *,
+    batch_size: int,
+    epochs: int,
+    device: torch.device,
+    loader_workers: int,
+    scratch: Path,
+) -> dict[str, float]:
     arch, input_size = CASES[name]
     spec = JobCreate.model_validate(
         {
@@ -86,11 +107,11 @@ def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
         test_fraction=0.2,
         seed=0,
     )
-    train = data.train
+    train = to_device(data.train, device)
     generator = torch.Generator().manual_seed(0)
 
     torch.manual_seed(0)
-    state: TrainState = new_state(spec, data, torch.device("cpu"), train_size=len(train))
+    state: TrainState = new_state(spec, data, device, train_size=len(train))
     counter = iter(range(1, 10**6))
 
     def engine_epoch() -> int:
@@ -101,12 +122,12 @@ def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
     net = init_weights(
         models.get_model(arch, in_channels=1, num_classes=10, input_size=input_size),
         "xavier_uniform",
-    )
+    ).to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
 
     def hand_epoch() -> int:
         net.train()
-        order = torch.randperm(len(train), generator=generator)
+        order = torch.randperm(len(train), generator=generator).to(device)
         for begin in range(0, len(order), batch_size):
             index = order[begin : begin + batch_size]
             loss = F.cross_entropy(net(train.inputs[index]), train.targets[index])
@@ -115,76 +136,121 @@ def bench_case(name: str, *, batch_size: int, epochs: int) -> dict[str, float]:
             optimizer.step()
         return len(train)
 
-    from core.datasets.digits import load_digits_raw
-
     raw = load_digits_raw()
     order = torch.randperm(len(raw.targets), generator=torch.Generator().manual_seed(0))
     train_idx = order[: len(train)]
-    course = CourseStyleDigits(
+    course = course_dataset(
+        scratch / name,
         raw.inputs[train_idx],
         raw.targets[train_idx],
         input_size,
         data.preprocessing.mean[0],
         data.preprocessing.std[0],
     )
-    loader = DataLoader(course, batch_size=batch_size, shuffle=True, num_workers=0)
+    loader = DataLoader(
+        course,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=loader_workers,
+        persistent_workers=loader_workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     torch.manual_seed(0)
     course_net = init_weights(
         models.get_model(arch, in_channels=1, num_classes=10, input_size=input_size),
         "xavier_uniform",
-    )
+    ).to(device)
     course_optimizer = torch.optim.SGD(course_net.parameters(), lr=0.05)
 
     def course_epoch() -> int:
         course_net.train()
         for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
             loss = F.cross_entropy(course_net(inputs), targets)
             course_optimizer.zero_grad()
             loss.backward()
             course_optimizer.step()
         return len(course)
 
+    def synchronised(epoch: Callable[[], int]) -> Callable[[], int]:
+        """Time the work, not its queueing: wait for the GPU at the end of each epoch."""
+
+        def run() -> int:
+            count = epoch()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            return count
+
+        return run
+
     rates = interleaved(
-        {"engine": engine_epoch, "hand": hand_epoch, "course": course_epoch}, rounds=epochs
+        {
+            "engine": synchronised(engine_epoch),
+            "hand": synchronised(hand_epoch),
+            "course": synchronised(course_epoch),
+        },
+        rounds=epochs,
     )
     return rates
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=9, help="timed epochs of each loop")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256, help="the course's, for both nets")
+    parser.add_argument(
+        "--loader-workers", type=int, default=0, help="DataLoader workers of the course-style loop"
+    )
     parser.add_argument("--cases", nargs="+", default=list(CASES))
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     rows = []
-    for name in args.cases:
-        rates = bench_case(name, batch_size=args.batch_size, epochs=args.epochs)
-        size = CASES[name][1]
-        row = (
-            f"| {name} ({size}x{size}) | {rates['engine']:,.0f} | {rates['hand']:,.0f} "
-            f"| {rates['course']:,.0f} "
-            f"| {rates['engine'] / rates['hand']:.2f}x | {rates['engine'] / rates['course']:.2f}x |"
-        )
-        print(row, flush=True)
-        rows.append(row)
+    with tempfile.TemporaryDirectory(prefix="d2l-bench-") as scratch:
+        for name in args.cases:
+            rows.append(run_case(name, args, device, Path(scratch)))
     if args.write:
         write_results(args, rows)
 
 
-def write_results(args: argparse.Namespace, rows: list[str]) -> None:
-    command = (
-        f"python bench/train_throughput.py --threads {args.threads} --epochs {args.epochs} "
-        f"--batch-size {args.batch_size} --write"
+def run_case(name: str, args: argparse.Namespace, device: torch.device, scratch: Path) -> str:
+    """One table row: the three loops' examples/sec and the engine's ratios to the others."""
+    rates = bench_case(
+        name,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        device=device,
+        loader_workers=args.loader_workers,
+        scratch=scratch,
     )
+    size = CASES[name][1]
+    row = (
+        f"| {name} ({size}x{size}) | {rates['engine']:,.0f} | {rates['hand']:,.0f} "
+        f"| {rates['course']:,.0f} "
+        f"| {rates['engine'] / rates['hand']:.2f}x | {rates['engine'] / rates['course']:.2f}x |"
+    )
+    print(row, flush=True)
+    return row
+
+
+def write_results(args: argparse.Namespace, rows: list[str]) -> None:
+    device = torch.device(args.device)
+    command = (
+        f"python bench/train_throughput.py --device {args.device} --threads {args.threads} "
+        f"--epochs {args.epochs} --batch-size {args.batch_size} "
+        f"--loader-workers {args.loader_workers} --write"
+    )
+    where = platform.machine() if device.type == "cpu" else torch.cuda.get_device_name(device)
+    title = f"## Training throughput ({device.type})"
     section = "\n".join(
         [
-            "## Training throughput (CPU)",
+            title,
             "",
-            f"`{command}` on {platform.machine()} with {args.threads} thread(s), "
-            f"batch {args.batch_size}, torch {torch.__version__}; examples/sec "
+            f"`{command}` on {where} with {args.threads} thread(s), batch {args.batch_size}, "
+            f"{args.loader_workers} DataLoader worker(s), torch {torch.__version__}; examples/sec "
             f"(median of {args.epochs} epochs of each loop, timed in turn):",
             "",
             "| net (input) | engine | hand-written loop | course-style DataLoader "
@@ -192,12 +258,12 @@ def write_results(args: argparse.Namespace, rows: list[str]) -> None:
             "|---|---|---|---|---|---|",
             *rows,
             "",
-            "Goals: >= 0.97x the hand-written loop, >= 1.5x the DataLoader loop.",
+            "Goals (CPU): >= 0.97x the hand-written loop, >= 1.5x the DataLoader loop.",
             "",
         ]
     )
     existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    start = existing.find("## Training throughput (CPU)")
+    start = existing.find(title)
     if start >= 0:
         end = existing.find("\n## ", start + 1)
         existing = existing[:start] + existing[end + 1 if end >= 0 else len(existing) :]

@@ -19,6 +19,7 @@ from types import FrameType
 
 from core.migrate import upgrade
 from core.settings import get_settings
+from d2l_client.commands import add_client_commands
 
 log = logging.getLogger("d2l-service")
 SHUTDOWN_GRACE_S = 30
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_cmd.set_defaults(handler=cmd_migrate)
+    add_client_commands(commands)  # train, jobs, follow, predict...: HTTP to a running service
     return parser
 
 

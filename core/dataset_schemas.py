@@ -19,7 +19,16 @@ class DatasetOut(BaseModel):
     description: str
     raw_shape: list[int] = Field(description="One raw sample, as predictions take it.")
     in_channels: int
-    class_names: list[str]
+    task: Literal["classification", "regression"] = Field(
+        description="What a model trained on it predicts: a class, or one value."
+    )
+    class_names: list[str] = Field(
+        description="The classes; for a regression, the name of the predicted value."
+    )
+    features: list[str] | None = Field(
+        default=None, description="A CSV upload's feature columns, in the order rows take them."
+    )
+    target: str | None = Field(default=None, description="A CSV upload's target column.")
     available: bool = Field(description="Whether its files are there to train on now.")
     missing_files: list[str] = Field(
         default_factory=list, description="Where to put which files (torchvision's layout)."

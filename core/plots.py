@@ -22,8 +22,11 @@ def curves_png(
     ylabel: str = "",
     emphasis: Sequence[str] = (),
     faint: Sequence[str] = (),
+    yscale: str = "linear",
 ) -> bytes:
-    """One chart, epochs on x, one line per curve; `emphasis` drawn thick, `faint` thin and pale."""
+    """One chart, epochs on x, one line per curve; `emphasis` drawn thick, `faint` thin and pale.
+
+    `yscale="log"` is the course's choice for losses that span decades (ch. 3.6's polynomials)."""
     figure, axes = plt.subplots(figsize=FIGSIZE, dpi=DPI)
     try:
         for label, points in curves.items():
@@ -34,6 +37,7 @@ def curves_png(
             axes.plot(epochs, values, label=label, linewidth=width, alpha=alpha)
         axes.set_xlabel("epoch")
         axes.set_ylabel(ylabel)
+        axes.set_yscale(yscale)
         axes.set_title(title, fontsize=10)
         axes.grid(True, alpha=0.3)
         if curves:

@@ -4,8 +4,9 @@ A `Preprocessing` is recorded with the job and saved in the checkpoint, so a mod
 inputs (as the dataset stores them) exactly the way its training and evaluation saw them.
 
 Two layouts: images (scale, resize, per-channel normalisation) and tabular rows of features
-(the first `input_size` features, scaled; `mean`/`std` are one value for every feature, and the
-course's synthetic regression data are used as generated: 0 and 1).
+(the first `input_size` features, scaled, minus `mean` over `std`: one value per feature for an
+uploaded CSV, standardised on its train split, or one value for all, 0 and 1, for the course's
+synthetic regression data, used as generated).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Preprocessing:
     """Raw sample -> network input: scale, reshape to channels, resize, normalise.
 
     With `layout="tabular"`, raw rows (N, F) -> (N, input_size): the first `input_size`
-    features, times `scale`, minus `mean`, over `std` (each one value for all features)."""
+    features, times `scale`, minus `mean`, over `std` (one value per feature, or one for all)."""
 
     raw_shape: tuple[int, ...]
     in_channels: int
@@ -57,9 +58,15 @@ class Preprocessing:
 
 
 def tabular_preprocessing(
-    raw_shape: tuple[int, ...], *, input_size: int, scale: float = 1.0
+    raw_shape: tuple[int, ...],
+    *,
+    input_size: int,
+    scale: float = 1.0,
+    mean: tuple[float, ...] = (0.0,),
+    std: tuple[float, ...] = (1.0,),
 ) -> Preprocessing:
-    """Rows of features used as they are: the first `input_size` of them, no normalisation."""
+    """Rows of features: the first `input_size` of them, standardised by `mean` and `std` (by
+    default used as they are)."""
     if len(raw_shape) != 1 or not 1 <= input_size <= raw_shape[0]:
         raise ValueError(f"input_size must be 1-{raw_shape[0]} features, got {input_size}")
     return Preprocessing(
@@ -67,8 +74,8 @@ def tabular_preprocessing(
         in_channels=1,
         input_size=input_size,
         scale=scale,
-        mean=(0.0,),
-        std=(1.0,),
+        mean=mean,
+        std=std,
         layout="tabular",
     )
 
@@ -89,6 +96,13 @@ def to_network_scale(
     return images
 
 
+def feature_stats(rows: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature mean and std of (N, F) rows: the standardisation of a CSV's train split."""
+    values = rows.to(torch.float32)
+    std = values.std(dim=0) if len(values) > 1 else torch.ones(values.shape[1])
+    return tuple(values.mean(dim=0).tolist()), tuple(std.clamp_min(1e-6).tolist())
+
+
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of (N, C, H, W) images: the normalisation of the train split."""
     mean = images.mean(dim=(0, 2, 3))
@@ -104,7 +118,9 @@ def apply(prep: Preprocessing, raw: torch.Tensor) -> torch.Tensor:
         )
     if prep.layout == "tabular":
         features = raw[:, : prep.input_size].to(torch.float32) * prep.scale
-        return (features - prep.mean[0]) / prep.std[0]
+        mean = torch.tensor(prep.mean[: prep.input_size], dtype=torch.float32)
+        std = torch.tensor(prep.std[: prep.input_size], dtype=torch.float32)
+        return (features - mean) / std
     images = to_network_scale(
         raw, in_channels=prep.in_channels, input_size=prep.input_size, scale=prep.scale
     )

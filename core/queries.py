@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.artifacts import StoredFile
-from core.errors import NotFoundError
+from core.errors import ConflictError, NotFoundError
 from core.schemas import JobCreate
 from core.tables import (
     Checkpoint,
@@ -88,13 +89,61 @@ def list_experiments(session: Session) -> Sequence[tuple[Experiment, int]]:
     return [(experiment, count) for experiment, count in session.execute(query).all()]
 
 
+def lock_job(session: Session, *, job_id: str) -> Job:
+    """The job, locked until the transaction ends (PostgreSQL; SQLite has one writer anyway), so
+    that starting, cancelling and reaping it never interleave."""
+    query = select(Job).where(Job.id == job_id).with_for_update(of=Job)
+    job = session.scalars(query).unique().one_or_none()
+    if job is None:
+        raise NotFoundError(f"no job with id {job_id!r}")
+    return job
+
+
 def mark_running(session: Session, *, job: Job, worker: str, device: str) -> None:
-    """The job started on `worker`, training on `device`."""
+    """The job started (again) on `worker`, training on `device`: one more attempt."""
     job.status = "running"
     job.worker = worker
     job.device = device
     job.started_at = utcnow()
+    job.heartbeat_at = job.started_at
+    job.attempts += 1
     job.error = None
+
+
+def beat(session: Session, *, job_id: str) -> bool:
+    """Refresh a running job's heartbeat; True when someone asked to cancel it."""
+    job = get_job(session, job_id=job_id)
+    job.heartbeat_at = utcnow()
+    return job.cancel_requested
+
+
+def request_cancel(session: Session, *, job: Job) -> None:
+    """A queued job is cancelled at once (it will never start); a running one is asked to stop
+    at its next step, keeping its checkpoints."""
+    if job.status == "queued":
+        finish_job(session, job=job, status="cancelled", error="cancelled before it started")
+    elif job.status == "running":
+        job.cancel_requested = True
+    else:
+        raise ConflictError(f"job {job.id} is already {job.status}; there is nothing to cancel")
+
+
+def stale_jobs(session: Session, *, silent_since: datetime) -> Sequence[Job]:
+    """Running jobs with no heartbeat since `silent_since` (their worker died), locked; rows
+    another reaper holds are skipped, so each stale job is handled once."""
+    query = (
+        select(Job)
+        .where(Job.status == "running")
+        .where(or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < silent_since))
+        .with_for_update(of=Job, skip_locked=True)
+    )
+    return session.scalars(query).unique().all()
+
+
+def requeue_job(session: Session, *, job: Job) -> None:
+    """Back in the queue after its worker died; the next attempt resumes from its checkpoint."""
+    job.status = "queued"
+    job.heartbeat_at = None
 
 
 def finish_job(

@@ -25,7 +25,7 @@ def queue_for(*, wants_gpu: bool) -> str:
 def broker_transport_options(settings: Settings) -> dict[str, object]:
     """The filesystem broker keeps its messages under the data directory; others need nothing."""
     if not settings.embedded_broker:
-        return {}
+        return {"visibility_timeout": settings.broker_visibility_timeout_s}
     queue_dir = str(settings.broker_dir / "queue")
     return {
         "data_folder_in": queue_dir,
@@ -56,6 +56,7 @@ def make_celery(settings: Settings) -> Celery:
         task_default_exchange="d2l",
         task_default_routing_key=CPU_QUEUE,
         worker_hijack_root_logger=False,
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,  # KiB
     )
     return app
 
@@ -67,9 +68,19 @@ class JobQueue:
         self.app = app
         self.settings = settings
 
-    def enqueue(self, job_id: str, *, queue: str) -> None:
-        """Publish one job id; raises kombu/OS errors when the broker cannot take it."""
-        self.app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, routing_key=queue, retry=False)
+    def enqueue(self, job_id: str, *, queue: str, time_limit_s: float | None = None) -> None:
+        """Publish one job id; raises kombu/OS errors when the broker cannot take it.
+
+        `time_limit_s` is the hard limit after which Celery kills the job's process (the
+        training loop stops itself at the job's soft limit, before that)."""
+        self.app.send_task(
+            RUN_JOB_TASK,
+            args=[job_id],
+            queue=queue,
+            routing_key=queue,
+            retry=False,
+            time_limit=self.settings.hard_time_limit(time_limit_s),
+        )
 
     def check(self) -> None:
         """Raise if the broker is unreachable (readiness probe)."""

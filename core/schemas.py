@@ -23,10 +23,11 @@ from pydantic import (
 import models
 from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
 from core.hyperparameters import Hyperparameters
+from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_PATTERN = re.compile(r"^(auto|all|cpu|cuda(:\d+)?)$")
 
 
 class Frozen(BaseModel):
@@ -161,6 +162,15 @@ class JobCreate(Frozen):
     )
 
     schema_version: Literal[1] = 1
+    recipe: str | None = Field(
+        default=None,
+        description="A course experiment (GET /v1/recipes) whose job this is; every other "
+        "field given overrides the recipe's.",
+    )
+    recipe_variant: str | None = Field(
+        default=None,
+        description="The recipe's variant, e.g. 'digits' where the book's data is absent.",
+    )
     kind: Literal["train", "kfold", "finetune"] = "train"
     experiment: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     model: ModelSpec
@@ -168,18 +178,34 @@ class JobCreate(Frozen):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     device: str = Field(
         default="auto",
-        description="auto (the worker's first GPU, else CPU), cpu, cuda or cuda:N.",
+        description=(
+            "auto (the worker's first GPU, else CPU), all (every GPU of the worker, "
+            "DistributedDataParallel; CPU when it has none), cpu, cuda or cuda:N."
+        ),
     )
 
     @field_validator("device")
     @classmethod
     def _device(cls, device: str) -> str:
         if not DEVICE_PATTERN.match(device):
-            raise ValueError(f"device must be one of auto, cpu, cuda, cuda:N; got {device!r}")
+            raise ValueError(f"device must be one of auto, all, cpu, cuda, cuda:N; got {device!r}")
         return device
 
     kfold: KFold | None = Field(default=None, description="Only for kind 'kfold'.")
     finetune: FineTune | None = Field(default=None, description="Only for kind 'finetune'.")
+    time_limit_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Stop training after this many seconds (per attempt), keeping the "
+        "checkpoints; the job then fails saying so. Default and upper bound: the service's "
+        "D2L_JOB_TIME_LIMIT_S.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_recipe(cls, data: Any) -> Any:
+        # A recipe is a preset body: expanded here, it is validated like any other job.
+        return expand_recipe(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _settings_match_kind(self) -> JobCreate:
@@ -193,7 +219,7 @@ class JobCreate(Frozen):
 
     def candidate_specs(self) -> list[tuple[str, JobCreate]]:
         """(label, train spec) of each configuration a k-fold job compares."""
-        base = self.model_dump(mode="json", exclude={"kind", "kfold", "finetune"})
+        base = self.model_dump(mode="json", exclude={"kind", "kfold", "finetune", *RECIPE_FIELDS})
         candidates = (self.kfold or KFold()).candidates or [Candidate(label="base")]
         specs = []
         for candidate in candidates:
@@ -235,6 +261,13 @@ class JobCreate(Frozen):
             self.fits_dataset(get_dataset(self.dataset.name))
         return self
 
+    def input_size_for(self, info: DatasetInfo) -> int:
+        """The net's input size on `info`: how many features of a row it takes (all unless
+        `model.input_size` says), or the side of the square image it sees."""
+        if info.tabular:
+            return feature_count(info, self.model.input_size)
+        return self.model.resolved_input_size
+
     def fits_dataset(self, info: DatasetInfo) -> None:
         """Refuse (ValueError) a model that cannot be built for this dataset's shape or task.
 
@@ -251,9 +284,18 @@ class JobCreate(Frozen):
             raise ValueError(
                 f"{arch.name} has no dropout to override; remove hyperparameters.dropout"
             )
-        input_size = self.model.resolved_input_size
+        input_size = self.input_size_for(info)
         if info.tabular:
-            input_size = feature_count(info, self.model.input_size)
+            if "flat_features" not in arch.options and arch.task != "regression":
+                raise ValueError(
+                    f"{arch.name} takes images; {info.name} holds rows of {info.raw_shape[0]} "
+                    'features: use arch "mlp" with config "flat_features": true'
+                )
+            if self.hyperparameters.augmentation.enabled:
+                raise ValueError(
+                    f"augmentation transforms images; {info.name} holds rows of features: "
+                    "remove hyperparameters.augmentation"
+                )
             if "flat_features" in arch.options and not self.model.config.get("flat_features"):
                 raise ValueError(
                     f"{info.name} holds rows of features: {arch.name} needs config "
@@ -306,7 +348,8 @@ class JobCreate(Frozen):
 
     @property
     def wants_gpu(self) -> bool:
-        return self.device.startswith("cuda")
+        """Goes to the gpu queue: a named GPU, or all of a worker's GPUs."""
+        return self.device == "all" or self.device.startswith("cuda")
 
 
 class Progress(BaseModel):
@@ -332,6 +375,15 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    attempts: int = Field(
+        default=0, description="Deliveries so far; above 1, a worker died and the job resumed."
+    )
+    cancel_requested: bool = Field(
+        default=False, description="A cancel was asked for; the job stops at its next step."
+    )
+    book: BookComparison | None = Field(
+        default=None, description="For a recipe job: the book's numbers beside this job's."
+    )
 
 
 class JobPage(BaseModel):

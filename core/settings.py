@@ -32,6 +32,51 @@ class Settings(BaseSettings):
     artifact_dir: Path | None = None
     inference_device: str = "cpu"
     model_cache_size: int = Field(default=8, ge=1, le=1024)
+    model_cache_bytes: int = Field(
+        default=2 * 2**30,
+        ge=1,
+        description="Most bytes of weights the API keeps loaded; least recently used go first.",
+    )
+    predict_max_batch: int = Field(
+        default=32, ge=1, le=4096, description="Most samples one batched forward pass takes."
+    )
+    predict_max_wait_ms: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=100.0,
+        description="How long a batch waits to gather concurrent requests (only under load).",
+    )
+    heartbeat_timeout_s: float = Field(
+        default=60.0,
+        ge=2.0,
+        le=86_400.0,
+        description="A running job whose heartbeat is older than this is re-queued (or failed).",
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Deliveries of one job before it is failed."
+    )
+    job_time_limit_s: float = Field(
+        default=86_400.0,
+        ge=1.0,
+        description="Longest a job may train per attempt (a job may ask for less): it then stops "
+        "at its next step, keeping its checkpoints.",
+    )
+    time_limit_grace_s: float = Field(
+        default=120.0,
+        ge=1.0,
+        description="After the time limit, this long before Celery kills a job that will not stop.",
+    )
+    broker_visibility_timeout_s: float = Field(
+        default=2 * 86_400.0,
+        ge=1.0,
+        description="Redis: how long a taken message stays invisible before it is redelivered.",
+    )
+    worker_max_memory_mb: int = Field(
+        default=0,
+        ge=0,
+        description="Replace a worker child whose resident memory passed this after a job "
+        "(leaks from one job never reach the next); 0: no bound.",
+    )
     log_level: LogLevel = "INFO"
     torch_threads: int = Field(
         default=0,
@@ -42,6 +87,11 @@ class Settings(BaseSettings):
     download_datasets: bool = Field(
         default=False,
         description="Let torchvision download MNIST, Fashion-MNIST, CIFAR-10 into datasets_dir.",
+    )
+    request_max_bytes: int = Field(
+        default=64 * 2**20,
+        ge=1024,
+        description="Largest request body other than an upload (JSON jobs and predictions).",
     )
     upload_max_bytes: int = Field(
         default=256 * 2**20, ge=1, description="Largest dataset upload accepted, in bytes."
@@ -85,6 +135,22 @@ class Settings(BaseSettings):
         if self.artifact_dir is None:
             object.__setattr__(self, "artifact_dir", self.data_dir / "artifacts")
         return self
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_jobs(self) -> Settings:
+        # Redis hands an unacknowledged message to another worker after the visibility timeout:
+        # shorter than a job may run, and a healthy long job would be trained twice at once.
+        longest = self.job_time_limit_s + self.time_limit_grace_s
+        if self.broker_url.startswith("redis") and self.broker_visibility_timeout_s <= longest:
+            raise ValueError(
+                f"broker_visibility_timeout_s ({self.broker_visibility_timeout_s:g}) must be "
+                f"longer than job_time_limit_s + time_limit_grace_s ({longest:g})"
+            )
+        return self
+
+    def hard_time_limit(self, job_limit_s: float | None) -> float:
+        """When Celery kills a job's process: its own (soft) limit, or the default, plus grace."""
+        return (job_limit_s or self.job_time_limit_s) + self.time_limit_grace_s
 
     @property
     def broker_dir(self) -> Path:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -74,10 +75,15 @@ class Job(Base):
     epoch: Mapped[int] = mapped_column(default=0)
     epochs: Mapped[int]
     worker: Mapped[str | None] = mapped_column(String(255))
-    device: Mapped[str | None] = mapped_column(String(50))
+    device: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Reliability: deliveries so far, the running job's last sign of life, and a cancel request
+    # the training loop honours at its next step.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    heartbeat_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     experiment: Mapped[Experiment] = relationship(back_populates="jobs", lazy="joined")
 
@@ -127,6 +133,20 @@ class Model(Base):
 
     checkpoint: Mapped[Checkpoint] = relationship(lazy="joined")
     job: Mapped[Job] = relationship(lazy="joined")
+
+
+class ModelAlias(Base):
+    """A name a model answers to: `name:<version>` (fixed once given), `name:latest`, or
+    `name:production` (both move). A model an alias points at cannot be deleted."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("name", "tag", name="uq_model_aliases_name_tag"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    tag: Mapped[str] = mapped_column(String(20))
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Dataset(Base):

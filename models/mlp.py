@@ -56,6 +56,7 @@ def mlp(
     dropout: float | Sequence[float] = 0.0,
     dropout_impl: DropoutImpl = "torch",
     flat_features: bool = False,
+    bias: bool = True,
 ) -> nn.Module:
     """MLP (ch. 5.1 Multilayer Perceptrons, 5.6 Dropout; Rumelhart 1986, Srivastava et al. 2014).
 
@@ -64,7 +65,9 @@ def mlp(
     ignored. Each hidden layer is Linear -> activation -> Dropout (the Dropout only when its
     probability is above 0). Layers are named (`hidden1`, `activation1`, `dropout1`, ...,
     `output`) so that the `state_dict` keys do not depend on which dropouts are present.
-    `hidden_sizes=()` gives the linear (softmax-regression) model of ch. 4.
+    `hidden_sizes=()` gives the linear (softmax-regression) model of ch. 4; with `bias=False`
+    (every Linear layer without its bias) it is the ch. 3.6 polynomial model, whose constant
+    term is the weight of the feature x^0 = 1.
     """
     sizes = _hidden_sizes(hidden_sizes)
     probabilities = _dropouts(dropout, len(sizes))
@@ -73,10 +76,10 @@ def mlp(
     features = input_size if flat_features else in_channels * input_size * input_size
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     for index, (width, p) in enumerate(zip(sizes, probabilities, strict=True), start=1):
-        layers[f"hidden{index}"] = nn.Linear(features, width)
+        layers[f"hidden{index}"] = nn.Linear(features, width, bias=bias)
         layers[f"activation{index}"] = make_activation(activation)
         if p > 0.0:
             layers[f"dropout{index}"] = _dropout_layer(p, dropout_impl)
         features = width
-    layers["output"] = nn.Linear(features, num_classes)
+    layers["output"] = nn.Linear(features, num_classes, bias=bias)
     return nn.Sequential(layers)

@@ -26,6 +26,24 @@ def imported_top_levels(path: Path) -> set[str]:
     return names
 
 
+# d2l_client is installed on people's laptops: the standard library, httpx and tqdm only.
+CLIENT_MAY_IMPORT = {"d2l_client", "httpx", "anyio", "tqdm", "__future__"}
+
+
+def test_the_client_stands_alone() -> None:
+    import sys
+
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name
+            for name in imported_top_levels(path)
+            if name not in CLIENT_MAY_IMPORT and name not in sys.stdlib_module_names
+        )
+        for path in (ROOT / "d2l_client").rglob("*.py")
+    }
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_imports_point_one_way(package: str) -> None:
     offenders = {

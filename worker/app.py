@@ -14,7 +14,7 @@ from celery.signals import setup_logging, worker_process_init, worker_ready, wor
 
 from core import queries
 from core.db import Database
-from core.queue import make_celery
+from core.queue import JobQueue, make_celery
 from core.settings import get_settings
 
 settings = get_settings()
@@ -61,10 +61,21 @@ def _announce(sender: Any = None, **_: Any) -> None:
 
 
 def _heartbeat(hostname: str) -> None:
-    while not _stop_heartbeat.wait(HEARTBEAT_S):
+    """The worker's own heartbeat, and the reaper of jobs whose worker died."""
+    from worker.reaper import reap
+
+    job_queue = JobQueue(app, settings)
+    period = min(HEARTBEAT_S, settings.heartbeat_timeout_s / 2)
+    while not _stop_heartbeat.wait(period):
         try:
             with database.transaction() as session:
                 queries.touch_worker(session, hostname=hostname)
+            reap(
+                database,
+                job_queue,
+                timeout_s=settings.heartbeat_timeout_s,
+                max_attempts=settings.max_attempts,
+            )
         except Exception as error:  # noqa: BLE001  (a missed beat must not kill the worker)
             log.warning("heartbeat of %s failed: %s", hostname, error)
 

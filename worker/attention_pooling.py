@@ -23,15 +23,10 @@ from torch import nn
 from core.datasets import PreparedData, Split
 from core.schemas import JobCreate
 from models import leave_one_out
-from worker.engine import (
-    Callbacks,
-    EarlyStopper,
-    EpochReport,
-    MetricValues,
-    build_network,
-    model_record,
-)
+from worker.checkpoints import model_record
+from worker.engine import build_network
 from worker.optim import build_optimizer, build_scheduler
+from worker.training_state import Callbacks, EarlyStopper, EpochReport, MetricValues
 
 MAX_ATTENTION_SIDE = 64  # larger attention matrices are kept strided to at most this per side
 
@@ -82,9 +77,9 @@ def fit_attention_pooling(
                 ).item()
         report = EpochReport(epoch=epoch, step=epoch if optimizer else 0, metrics=metrics)
         history.append(report)
-        callbacks.on_epoch(report)
         payload = checkpoint_payload(spec, data, net, optimizer, epoch, keys=keys, values=values)
         callbacks.on_checkpoint(epoch, payload)
+        callbacks.on_epoch(report)
         if stopper.should_stop(report):
             break
     return summarise(spec, data, net, history, stopper, keys=keys, values=values)

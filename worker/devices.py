@@ -25,9 +25,12 @@ def try_all_gpus() -> list[torch.device]:
 
 
 def resolve_device(requested: str) -> torch.device:
-    """`auto` is `try_gpu()`; `cuda`/`cuda:N` must exist here, or the job fails saying so."""
+    """`auto` is `try_gpu()`, `all` the first of `try_all_gpus()`; `cuda`/`cuda:N` must exist
+    here, or the job fails saying so."""
     if requested == "auto":
         return try_gpu()
+    if requested == "all":
+        return try_all_gpus()[0]
     if requested == "cpu":
         return torch.device("cpu")
     index = int(requested.partition(":")[2] or 0)
@@ -41,11 +44,20 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(f"cuda:{index}")
 
 
-def describe(device: torch.device) -> str:
-    """A device as the job row records it, e.g. 'cuda:0 (NVIDIA H100)' or 'cpu'."""
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
+def data_parallel_size(requested: str) -> int:
+    """How many processes train a job: every GPU for `all`, else one."""
+    return len(try_all_gpus()) if requested == "all" and torch.cuda.is_available() else 1
+
+
+def describe(device: torch.device, processes: int = 1) -> str:
+    """A device as the job row records it: 'cuda:0 (NVIDIA H100)', 'cpu', or
+    'cuda:0-3 (4 x NVIDIA H100, DistributedDataParallel)'."""
+    if device.type != "cuda":
+        return str(device)
+    name = torch.cuda.get_device_name(device)
+    if processes > 1:
+        return f"cuda:0-{processes - 1} ({processes} x {name}, DistributedDataParallel)"
+    return f"{device} ({name})"
 
 
 def inventory() -> list[dict[str, object]]:

@@ -12,67 +12,42 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 import models
-from core.datasets import PreparedData, Split, prepare
+from core.datasets import PreparedData, Split, get_dataset, prepare
 from core.hyperparameters import Hyperparameters
 from core.schemas import JobCreate
 from models.init import init_weights
-from worker.augment import BatchTransform, batch_augmenter
+from worker.augment import batch_augmenter
+from worker.checkpoints import checkpoint_payload, restore
 from worker.diagnostics import check_finite, global_grad_norm, gradient_warnings, layer_norms
 from worker.finetune import Warmstart, apply_warmstart
 from worker.optim import build_optimizer, build_scheduler
+from worker.training_state import (
+    SINGLE,
+    Callbacks,
+    EarlyStopper,
+    EpochReport,
+    Evaluation,
+    JobCancelled,
+    MetricValues,
+    Shard,
+    TrainState,
+)
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH_SIZE = 1024
 MAX_WARNINGS = 20
-MetricValues = dict[tuple[str, str], float]
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    """One finished epoch: its metrics keyed (split, name), and the optimiser steps so far."""
-
-    epoch: int
-    step: int
-    metrics: MetricValues
-    progress: int | None = None  # epochs done in all, where a job trains several nets
-
-
-@dataclass
-class Callbacks:
-    """How the engine talks to the outside world; every hook is optional."""
-
-    on_epoch: Callable[[EpochReport], None] = lambda report: None
-    on_checkpoint: Callable[[int, dict[str, Any]], None] = lambda epoch, payload: None
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    loss: float
-    accuracy: float
-
-
-@dataclass
-class TrainState:
-    net: nn.Module  # the module whose state_dict is saved
-    forward: Callable[[torch.Tensor], torch.Tensor]  # the net, compiled when asked
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None  # None: constant lr
-    scaler: torch.amp.GradScaler | None
-    step: int = 0
-    history: list[EpochReport] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    finetune: dict[str, Any] | None = None
-    augment: BatchTransform | None = None
 
 
 def build_network(spec: JobCreate, data: PreparedData) -> nn.Module:
@@ -106,16 +81,17 @@ def train_epoch(
     Per-step results stay on the device (each step's loss, each example's predicted class) and
     are reduced once at the end, so the loop costs what a hand-written one does."""
     state.net.train()
-    device = split.inputs.device
-    order = torch.randperm(len(split), generator=generator).to(device)
-    starts = range(0, len(order), hp.batch_size)
-    step_losses = torch.empty(len(starts), device=device)
-    predictions = torch.empty(len(order), dtype=torch.int64, device=device)
+    device, shard = split.inputs.device, state.shard
+    order, batch = epoch_order(len(split), hp.batch_size, generator, shard)
+    batches = shard_batches(order.to(device), batch, shard)
+    step_losses = torch.empty(len(batches), device=device)
+    predicted: list[torch.Tensor] = []  # each step's predicted classes, compared once at the end
     first_step, diagnostics = state.step, {}
     precision = autocast(hp, device)
     started = time.perf_counter()
-    for i, begin in enumerate(starts):
-        index = order[begin : begin + hp.batch_size]
+    for i, index in enumerate(batches):
+        if state.should_stop():
+            raise JobCancelled(f"stopped in epoch {epoch}, before step {state.step + 1}")
         inputs, targets = split.inputs[index], split.targets[index]
         if state.augment is not None:
             inputs = state.augment(inputs)
@@ -126,23 +102,53 @@ def train_epoch(
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=hp.label_smoothing)
         state.optimizer.zero_grad(set_to_none=True)
         backward_and_clip(state, loss, hp.grad_clip_norm)
-        if i == len(starts) - 1:
+        if i == len(batches) - 1:
             diagnostics = epoch_diagnostics(state, hp, epoch)
         step_optimizer(state)
         step_losses[i] = loss.detach()
-        predictions[begin : begin + hp.batch_size] = logits.detach().argmax(dim=1)
+        predicted.append(logits.detach().argmax(dim=1))
     elapsed = time.perf_counter() - started
+    mine = torch.cat(batches)
+    correct = (torch.cat(predicted) == split.targets[mine]).sum()
+    if shard.world > 1:  # every rank's share of each step, summed: the whole minibatch's
+        dist.all_reduce(step_losses)
+        step_losses /= shard.world
+        dist.all_reduce(correct)
     lr = state.optimizer.param_groups[0]["lr"]
     check_finite(step_losses, first_step=first_step, epoch=epoch, lr=lr)
-    sizes = torch.full_like(step_losses, hp.batch_size)
-    sizes[-1] = len(order) - (len(starts) - 1) * hp.batch_size
+    sizes = torch.full_like(step_losses, batch)
+    sizes[-1] = len(order) - (len(batches) - 1) * batch
     metrics: MetricValues = {
-        ("train", "loss"): (step_losses * sizes).sum().item() / len(split),
-        ("train", "acc"): (predictions == split.targets[order]).sum().item() / len(split),
-        ("train", "examples_per_sec"): len(split) / max(elapsed, 1e-9),
+        ("train", "loss"): (step_losses * sizes).sum().item() / len(order),
+        ("train", "acc"): correct.item() / len(order),
+        ("train", "examples_per_sec"): len(order) / max(elapsed, 1e-9),
         ("train", "lr"): lr,
     }
     return metrics | diagnostics
+
+
+def epoch_order(
+    size: int, batch_size: int, generator: torch.Generator, shard: Shard
+) -> tuple[torch.Tensor, int]:
+    """The epoch's shuffled order and its global minibatch size.
+
+    For several ranks the order is padded (wrapping around, as DistributedSampler does) and the
+    minibatch rounded up to a multiple of the world size, so every rank takes an equal share of
+    every step and no rank waits on a step the others never take."""
+    order = torch.randperm(size, generator=generator)
+    if shard.world == 1:
+        return order, batch_size
+    padding = -size % shard.world
+    order = torch.cat([order, order[:padding]])
+    return order, -(-batch_size // shard.world) * shard.world
+
+
+def shard_batches(order: torch.Tensor, batch: int, shard: Shard) -> list[torch.Tensor]:
+    """This rank's indices for each step: its share of every global minibatch."""
+    steps = range(0, len(order), batch)
+    if shard.world == 1:
+        return [order[begin : begin + batch] for begin in steps]
+    return [order[begin : begin + batch][shard.rank :: shard.world] for begin in steps]
 
 
 def backward_and_clip(state: TrainState, loss: torch.Tensor, clip: float | None) -> None:
@@ -194,36 +200,6 @@ def evaluate(net: nn.Module, split: Split) -> Evaluation:
     return Evaluation(loss=loss_sum / len(split), accuracy=correct / len(split))
 
 
-def model_record(spec: JobCreate, data: PreparedData) -> dict[str, Any]:
-    """What rebuilds the net exactly and serves it: arch, options, sizes, classes, preprocessing."""
-    return {
-        "arch": spec.model.arch,
-        "config": spec.model_options,
-        "in_channels": data.preprocessing.in_channels,
-        "num_classes": len(data.class_names),
-        "input_size": data.preprocessing.input_size,
-        "class_names": list(data.class_names),
-        "preprocessing": data.preprocessing.to_dict(),
-        "task": data.task,
-    }
-
-
-def checkpoint_payload(
-    spec: JobCreate, data: PreparedData, state: TrainState, epoch: int
-) -> dict[str, Any]:
-    """Everything needed to rebuild the net exactly and to resume: config, weights, optimiser."""
-    return {
-        **model_record(spec, data),
-        "epoch": epoch,
-        "step": state.step,
-        "state_dict": {
-            name: tensor.detach().cpu() for name, tensor in state.net.state_dict().items()
-        },
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
-    }
-
-
 def to_device(split: Split, device: torch.device) -> Split:
     return Split(inputs=split.inputs.to(device), targets=split.targets.to(device))
 
@@ -235,6 +211,7 @@ def new_state(
     *,
     train_size: int,
     warmstart: Warmstart | None = None,
+    shard: Shard = SINGLE,
 ) -> TrainState:
     hp = spec.hyperparameters
     net = build_network(spec, data)
@@ -250,14 +227,21 @@ def new_state(
         net = net.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(params, hp)
     steps_per_epoch = -(-train_size // hp.batch_size)
+    forward: nn.Module = net
+    if shard.world > 1:  # gradients are averaged across ranks during backward
+        forward = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
     return TrainState(
         net=net,
-        forward=torch.compile(net) if hp.compile else net,
+        forward=torch.compile(forward) if hp.compile else forward,
         optimizer=optimizer,
         scheduler=build_scheduler(optimizer, hp, steps_per_epoch=steps_per_epoch),
         scaler=torch.amp.GradScaler("cuda") if hp.precision == "fp16" else None,
         finetune=finetune,
         augment=batch_augmenter(hp.augmentation, data.preprocessing),
+        shard=shard,
+        order=torch.Generator().manual_seed(hp.seed),
     )
 
 
@@ -266,7 +250,7 @@ def prepare_data(spec: JobCreate, data_dir: Path) -> PreparedData:
     return prepare(
         spec.dataset.name,
         root=data_dir,
-        input_size=spec.model.resolved_input_size,
+        input_size=spec.input_size_for(get_dataset(spec.dataset.name, root=data_dir)),
         val_fraction=spec.dataset.val_fraction,
         test_fraction=spec.dataset.test_fraction,
         seed=spec.dataset.split_seed,
@@ -291,28 +275,50 @@ def run_training(
     report: Callable[[EpochReport], None],
     checkpoint: Callable[[int, dict[str, Any]], None] | None = None,
     warmstart: Warmstart | None = None,
+    shard: Shard = SINGLE,
+    should_stop: Callable[[], bool] = lambda: False,
+    resume: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Train a fresh net on `train`, evaluating on `val` each epoch (when given)."""
+    """Train a fresh net on `train` (or go on from `resume`, a checkpoint payload of an earlier
+    attempt), evaluating on `val` each epoch (when given).
+
+    With several ranks only the leader reports and checkpoints, and it decides early stopping
+    for all (each rank's BatchNorm buffers may differ slightly, and with them its val score)."""
     hp = spec.hyperparameters
-    torch.manual_seed(hp.seed)
-    state = new_state(spec, data, device, train_size=len(train), warmstart=warmstart)
-    train, order_generator = to_device(train, device), torch.Generator().manual_seed(hp.seed)
+    torch.manual_seed(hp.seed)  # the same initial weights on every rank
+    state = new_state(spec, data, device, train_size=len(train), warmstart=warmstart, shard=shard)
+    state.should_stop = should_stop
+    if shard.rank:  # but each rank its own augmentation draws
+        torch.manual_seed(hp.seed + shard.rank)
+    train = to_device(train, device)
     val = to_device(val, device) if val is not None and len(val) else None
     stopper = EarlyStopper(hp)
-    for epoch in range(1, hp.epochs + 1):
-        metrics = train_epoch(state, train, hp=hp, generator=order_generator, epoch=epoch)
+    first = restore(state, stopper, resume, device) if resume is not None else 1
+    for epoch in range(first, hp.epochs + 1):
+        metrics = train_epoch(state, train, hp=hp, generator=state.order, epoch=epoch)
         if val is not None:
             held_out = evaluate(state.net, val)
             metrics[("val", "loss")], metrics[("val", "acc")] = held_out.loss, held_out.accuracy
         epoch_report = EpochReport(epoch=epoch, step=state.step, metrics=metrics)
         state.history.append(epoch_report)
-        report(epoch_report)
-        if checkpoint is not None:
-            checkpoint(epoch, checkpoint_payload(spec, data, state, epoch))
-        if stopper.should_stop(epoch_report):
+        stop = stopper.should_stop(epoch_report)  # before the checkpoint, which records it
+        if shard.leader:  # the checkpoint first: an epoch shown as done can be resumed from
+            if checkpoint is not None:
+                checkpoint(epoch, checkpoint_payload(spec, data, state, epoch_report, stopper))
+            report(epoch_report)
+        if leader_decides(stop, shard, device):
             log.info("early stop after epoch %d: best epoch %d", epoch, stopper.best_epoch)
             break
     return Outcome(state=state, stopper=stopper)
+
+
+def leader_decides(decision: bool, shard: Shard, device: torch.device) -> bool:
+    """Rank 0's decision, on every rank (all must leave the loop on the same epoch)."""
+    if shard.world == 1:
+        return decision
+    flag = torch.tensor([int(decision)], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def fit(
@@ -322,9 +328,12 @@ def fit(
     data_dir: Path,
     callbacks: Callbacks | None = None,
     warmstart: Warmstart | None = None,
+    shard: Shard = SINGLE,
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train `spec` on `device` with datasets under `data_dir` (from `warmstart`'s weights when
-    fine-tuning); returns the job's result."""
+    fine-tuning; from `resume`, an earlier attempt's checkpoint, when it was interrupted), as rank
+    `shard.rank` of `shard.world` data-parallel processes; returns the job's result."""
     callbacks = callbacks or Callbacks()
     autocast(spec.hyperparameters, device)  # refuse an impossible precision before any work
     data = prepare_data(spec, data_dir)
@@ -337,31 +346,11 @@ def fit(
         report=callbacks.on_epoch,
         checkpoint=callbacks.on_checkpoint,
         warmstart=warmstart,
+        shard=shard,
+        should_stop=callbacks.should_stop,
+        resume=resume,
     )
     return summarise(outcome, data, device)
-
-
-class EarlyStopper:
-    """Counts epochs without improvement of the chosen validation metric."""
-
-    def __init__(self, hp: Hyperparameters) -> None:
-        self.rule = hp.early_stopping
-        self.best: float | None = None
-        self.best_epoch = 0
-        self.stopped = False
-
-    def should_stop(self, report: EpochReport) -> bool:
-        if self.rule is None:
-            return False
-        split, name = self.rule.metric.split("_", 1)
-        value = report.metrics.get((split, name))
-        if value is None:
-            return False
-        score = -value if name == "loss" else value  # higher is better
-        if self.best is None or score > self.best + self.rule.min_delta:
-            self.best, self.best_epoch = score, report.epoch
-        self.stopped = report.epoch - self.best_epoch >= self.rule.patience
-        return self.stopped
 
 
 def summarise(outcome: Outcome, data: PreparedData, device: torch.device) -> dict[str, Any]:

@@ -14,14 +14,8 @@ import torch
 
 from core.datasets import Split
 from core.schemas import JobCreate, KFold
-from worker.engine import (
-    Callbacks,
-    EpochReport,
-    autocast,
-    prepare_data,
-    run_training,
-    summarise,
-)
+from worker.engine import autocast, prepare_data, run_training, summarise
+from worker.training_state import Callbacks, EpochReport
 
 
 def fold_indices(count: int, *, k: int, seed: int) -> list[torch.Tensor]:
@@ -113,6 +107,7 @@ def cross_validate(
                 val=subset(pool, held_out),
                 device=device,
                 report=counter.reporter(f"c{index}/f{fold}"),
+                should_stop=callbacks.should_stop,
             )
             rows.append(fold_summary(fold, outcome.state.history))
         candidates.append(candidate_summary(index, label, rows))
@@ -125,6 +120,7 @@ def cross_validate(
         device=device,
         report=counter.reporter(None),
         checkpoint=callbacks.on_checkpoint,
+        should_stop=callbacks.should_stop,
     )
     return {
         **summarise(final, data, device),

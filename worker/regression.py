@@ -8,7 +8,8 @@ differs is the loss, and how each family is trained:
 - a net (the MLP; with `hidden_sizes=[]` and `flat_features=true` the linear model) trains on
   squared loss with mean reduction in minibatches, as the polynomial recipe (ch. 3.6). Weight
   decay is the L2 penalty on the weights only, not the biases (ch. 3.7's concise version).
-  ("train", "loss") is the training set's MSE after each epoch (the book's `evaluate_loss`).
+  ("train", "loss") is the training set's MSE after each epoch (the book's `evaluate_loss`),
+  and ("test", "loss") the test set's: ch. 3.6 draws both per epoch to show under/overfitting.
 - Nadaraya-Watson (worker/attention_pooling.py) trains full batch on the summed squared error.
 """
 
@@ -22,26 +23,29 @@ import torch.nn.functional as F
 from torch import nn
 
 import models
-from core.datasets import PreparedData, Split, feature_count, get_dataset, prepare
+from core.datasets import PreparedData, Split, get_dataset, prepare
 from core.hyperparameters import Hyperparameters
 from core.schemas import JobCreate
 from worker.attention_pooling import fit_attention_pooling
+from worker.checkpoints import checkpoint_payload
 from worker.diagnostics import check_finite
 from worker.engine import (
     EVAL_BATCH_SIZE,
-    Callbacks,
-    EarlyStopper,
-    EpochReport,
-    MetricValues,
-    TrainState,
     backward_and_clip,
     build_network,
-    checkpoint_payload,
     epoch_diagnostics,
     step_optimizer,
     to_device,
 )
 from worker.optim import build_optimizer, build_scheduler
+from worker.training_state import (
+    Callbacks,
+    EarlyStopper,
+    EpochReport,
+    JobCancelled,
+    MetricValues,
+    TrainState,
+)
 
 
 def fit_regression(
@@ -55,7 +59,7 @@ def fit_regression(
     data = prepare(
         spec.dataset.name,
         root=data_dir,
-        input_size=feature_count(info, spec.model.input_size),
+        input_size=spec.input_size_for(info),
         val_fraction=spec.dataset.val_fraction,
         test_fraction=spec.dataset.test_fraction,
         seed=spec.dataset.split_seed,
@@ -123,6 +127,7 @@ def new_regression_state(spec: JobCreate, data: PreparedData, device: torch.devi
         optimizer=optimizer,
         scheduler=build_scheduler(optimizer, hp, steps_per_epoch=steps_per_epoch),
         scaler=None,
+        order=torch.Generator().manual_seed(hp.seed),
     )
 
 
@@ -133,19 +138,23 @@ def fit_net(
     hp = spec.hyperparameters
     torch.manual_seed(hp.seed)
     state = new_regression_state(spec, data, device)
-    train, generator = to_device(data.train, device), torch.Generator().manual_seed(hp.seed)
+    train, test = to_device(data.train, device), to_device(data.test, device)
     val = to_device(data.val, device) if len(data.val) else None
     stopper = EarlyStopper(hp)
     for epoch in range(1, hp.epochs + 1):
-        metrics = train_epoch(state, train, hp=hp, generator=generator, epoch=epoch)
+        if callbacks.should_stop():
+            raise JobCancelled(f"stopped before epoch {epoch}")
+        metrics = train_epoch(state, train, hp=hp, generator=state.order, epoch=epoch)
         metrics[("train", "loss")] = mean_squared_error(state.net, train)
         if val is not None:
             metrics[("val", "loss")] = mean_squared_error(state.net, val)
+        metrics[("test", "loss")] = mean_squared_error(state.net, test)
         report = EpochReport(epoch=epoch, step=state.step, metrics=metrics)
         state.history.append(report)
+        stop = stopper.should_stop(report)
+        callbacks.on_checkpoint(epoch, checkpoint_payload(spec, data, state, report, stopper))
         callbacks.on_epoch(report)
-        callbacks.on_checkpoint(epoch, checkpoint_payload(spec, data, state, epoch))
-        if stopper.should_stop(report):
+        if stop:
             break
     final = state.history[-1].metrics
     return {

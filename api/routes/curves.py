@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from statistics import fmean
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServingDep, SessionDep
@@ -75,26 +75,35 @@ async def job_curves(job_id: str, session: SessionDep) -> Response:
 
 @router.get(
     "/v1/experiments/{name}/curves.png",
-    summary="One metric of every run of an experiment, overlaid",
+    summary="Metrics of every run of an experiment, overlaid",
+    description="Repeat `metric` to overlay several (e.g. `metric=train_loss&metric=test_loss`, "
+    "the course's under/overfitting chart of the polynomial recipes, with `yscale=log`).",
     responses=PNG,
 )
-async def experiment_curves(name: str, session: SessionDep, metric: str = "val_acc") -> Response:
-    split, metric_name = split_metric(metric)
+async def experiment_curves(
+    name: str,
+    session: SessionDep,
+    metric: Annotated[list[str], Query()] = ["val_acc"],  # noqa: B006 (FastAPI copies it)
+    yscale: Literal["linear", "log"] = "linear",
+) -> Response:
+    wanted = [split_metric(item) for item in metric]
     jobs, total = queries.list_jobs(session, experiment=name, status=None, limit=MAX_RUNS, offset=0)
     if not total:
         raise InvalidInputError(f"experiment {name!r} has no jobs")
     curves: dict[str, Curve] = {}
     for job in jobs:
-        points = [
-            (row.epoch, row.value)
-            for row in queries.list_metrics(session, job_id=job.id, name=metric_name)
-            if row.split == split
-        ]
-        if points:
-            curves[f"{job.id[:8]} {job.params['model']['arch']}"] = points
+        run = f"{job.id[:8]} {job.params.get('recipe') or job.params['model']['arch']}"
+        for split, metric_name in wanted:
+            rows = queries.list_metrics(session, job_id=job.id, name=metric_name)
+            points = [(row.epoch, row.value) for row in rows if row.split == split]
+            if points:
+                curves[run if len(wanted) == 1 else f"{run} {split}_{metric_name}"] = points
     if not curves:
-        raise InvalidInputError(f"no run of {name!r} recorded {metric}")
-    png = await run_in_threadpool(curves_png, curves, title=f"{name}: {metric}", ylabel=metric)
+        raise InvalidInputError(f"no run of {name!r} recorded {', '.join(metric)}")
+    ylabel = ", ".join(metric)
+    png = await run_in_threadpool(
+        curves_png, curves, title=f"{name}: {ylabel}", ylabel=ylabel, yscale=yscale
+    )
     return Response(content=png, media_type="image/png")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
@@ -11,7 +11,7 @@ from api.deps import SessionDep, SettingsDep
 from core import dataset_queries
 from core.dataset_schemas import DatasetOut
 from core.datasets import clear_raw_cache, get_dataset, list_datasets, missing_files
-from core.datasets.stored import META_FILE, upload_dir
+from core.datasets.stored import META_FILE, read_meta, upload_dir
 from core.datasets.uploads import UploadLimits, receive_upload, remove_upload
 from core.errors import ConflictError, InvalidInputError
 from core.settings import Settings
@@ -31,6 +31,7 @@ def builtin_out(name: str, settings: Settings) -> DatasetOut:
         description=info.description,
         raw_shape=list(info.raw_shape),
         in_channels=info.in_channels,
+        task=info.task,  # type: ignore[arg-type]
         class_names=list(info.class_names),
         available=not missing,
         missing_files=[str(path) for path in missing],
@@ -39,15 +40,21 @@ def builtin_out(name: str, settings: Settings) -> DatasetOut:
 
 
 def upload_out(row: Dataset, settings: Settings) -> DatasetOut:
+    meta_path = upload_dir(settings.datasets_dir, row.id) / META_FILE
+    table = row.format == "csv"
+    meta = read_meta(settings.datasets_dir, row.id) if table and meta_path.exists() else {}
     return DatasetOut(
         id=row.id,
         name=row.name,
         source="upload",
         description=f"uploaded {row.format} dataset",
         raw_shape=list(row.raw_shape),
-        in_channels=row.raw_shape[0],
+        in_channels=1 if table else row.raw_shape[0],
+        task=meta.get("task", "classification"),
         class_names=list(row.class_names),
-        available=(upload_dir(settings.datasets_dir, row.id) / META_FILE).exists(),
+        features=meta.get("features"),
+        target=meta.get("target"),
+        available=meta_path.exists(),
         format=row.format,
         sha256=row.sha256,
         bytes=row.bytes,
@@ -91,13 +98,16 @@ def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    summary="Upload an ImageFolder archive (.zip, .tar.gz) or an .npz of x and y",
+    summary="Upload an ImageFolder archive (.zip, .tar.gz), an .npz of x and y, or a CSV table",
     responses={413: {"description": "Over a size limit"}, 422: {"description": "Refused"}},
 )
 async def upload(
     session: SessionDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="ImageFolder .zip/.tar.gz, or .npz (x, y)")],
+    file: Annotated[
+        UploadFile,
+        File(description="ImageFolder .zip/.tar.gz, .npz (x, y), or .csv (header + numbers)"),
+    ],
     name: Annotated[str | None, Form(max_length=255)] = None,
     size: Annotated[
         str | None,
@@ -105,6 +115,17 @@ async def upload(
             description="Raw size images are decoded to: N or HxW (default: the most common size)"
         ),
     ] = None,
+    target: Annotated[
+        str | None,
+        Form(max_length=255, description="CSV only: the target column (default: the last)"),
+    ] = None,
+    task: Annotated[
+        Literal["auto", "classification", "regression"],
+        Form(
+            description="CSV only: what the target is; auto: text labels or at most 20 whole "
+            "numbers classify, other numbers are a regression"
+        ),
+    ] = "auto",
 ) -> DatasetOut:
     """Validated before it is accepted; a refused upload leaves no file behind. The answer's
     `id` is what a job names in `dataset.name`."""
@@ -117,6 +138,8 @@ async def upload(
         limits=upload_limits(settings),
         size=parse_size(size),
         name=name,
+        target=target,
+        task=task,
     )
     try:
         row = dataset_queries.create_dataset(session, meta=meta)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.deps import SessionDep
-from core import queries
+from core import experiment_queries, queries
+from core.experiment_schemas import Comparison, ExperimentSummary, Goal
 from core.schemas import ExperimentOut
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
@@ -17,3 +20,38 @@ def list_experiments(session: SessionDep) -> list[ExperimentOut]:
         ExperimentOut(name=experiment.name, created_at=experiment.created_at, jobs=count)
         for experiment, count in queries.list_experiments(session)
     ]
+
+
+MetricQuery = Annotated[
+    str, Query(description="split_name (val_acc, train_loss) or a result number (test_acc)")
+]
+GoalQuery = Annotated[
+    Goal | None, Query(description="max or min; default: min for losses/errors, else max")
+]
+RunsQuery = Annotated[int, Query(ge=1, le=500, description="How many of the newest runs")]
+
+
+@router.get("/{name}", summary="An experiment's jobs by status and its best run by a metric")
+def get_experiment(
+    name: str,
+    session: SessionDep,
+    metric: MetricQuery = "val_acc",
+    goal: GoalQuery = None,
+    limit: RunsQuery = 500,
+) -> ExperimentSummary:
+    return experiment_queries.summarise(session, name=name, metric=metric, goal=goal, limit=limit)
+
+
+@router.get(
+    "/{name}/compare",
+    summary="Runs side by side: settings that differ, final metrics, train-val gap, "
+    "parameters, wall time; best first",
+)
+def compare_runs(
+    name: str,
+    session: SessionDep,
+    metric: MetricQuery = "val_acc",
+    goal: GoalQuery = None,
+    limit: RunsQuery = 100,
+) -> Comparison:
+    return experiment_queries.compare(session, name=name, metric=metric, goal=goal, limit=limit)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.orm import Session
 
-from api.deps import JobQueueDep, SessionDep, SettingsDep
+from api.deps import MAX_OFFSET, JobQueueDep, SessionDep, SettingsDep
 from core import queries
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, NotFoundError, UnavailableError
 from core.finetune import check_compatible, resolve_source
+from core.metric_queries import METRIC_NAMES_HELP, parse_metric_names, read_metrics
 from core.queue import queue_for
+from core.recipes import compare, variant_offer
 from core.schemas import (
     CheckpointOut,
     JobCreate,
@@ -47,13 +49,25 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        book=compare(job.params, job.result),
     )
 
 
 def check_submission(session: Session, spec: JobCreate, settings: Settings) -> None:
     """What only the server can check: the dataset's files, and a fine-tune's source weights."""
     root = settings.datasets_dir
-    check_available(spec.dataset.name, root, download=settings.download_datasets)
+    if spec.time_limit_s is not None and spec.time_limit_s > settings.job_time_limit_s:
+        raise InvalidInputError(
+            f"time_limit_s: at most {settings.job_time_limit_s:g} s on this service "
+            f"(D2L_JOB_TIME_LIMIT_S); got {spec.time_limit_s:g}"
+        )
+    try:
+        check_available(spec.dataset.name, root, download=settings.download_datasets)
+    except InvalidInputError as error:  # a recipe offers its variant on data that are here
+        offer = variant_offer(spec.recipe, spec.recipe_variant)
+        raise InvalidInputError(f"{error}{offer}") from None
     if is_upload_id(spec.dataset.name):
         try:
             spec.fits_dataset(get_dataset(spec.dataset.name, root=root))
@@ -79,7 +93,7 @@ def submit_job(
     job = queries.create_job(session, spec=spec, queue=queue)
     session.commit()
     try:
-        job_queue.enqueue(job.id, queue=queue)
+        job_queue.enqueue(job.id, queue=queue, time_limit_s=spec.time_limit_s)
     except Exception as error:
         log.error("could not enqueue job %s: %s", job.id, error)
         queries.finish_job(session, job=job, status="failed", error=f"broker unreachable: {error}")
@@ -95,7 +109,7 @@ def list_jobs(
     experiment: str | None = None,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobPage:
     jobs, total = queries.list_jobs(
         session, experiment=experiment, status=status, limit=limit, offset=offset
@@ -116,11 +130,42 @@ def get_job(job_id: str, session: SessionDep) -> JobOut:
     return job_out(session, job, model_id=model_id)
 
 
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Cancel a job: a queued one never starts, a running one stops at its next step",
+    responses={409: {"description": "The job has already finished"}},
+)
+def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+    """A running job ends `cancelled` within a few seconds, keeping its checkpoints (and the
+    metrics of the epochs it finished)."""
+    job = queries.lock_job(session, job_id=job_id)
+    queries.request_cancel(session, job=job)
+    session.commit()
+    log.info("job %s: cancel requested (%s)", job_id, job.status)
+    model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
+    return job_out(session, job, model_id=model_id)
+
+
 @router.get("/{job_id}/metrics", summary="Every recorded metric of a job, per epoch")
-def get_metrics(job_id: str, session: SessionDep, name: str | None = None) -> list[MetricOut]:
+def get_metrics(
+    job_id: str,
+    session: SessionDep,
+    response: Response,
+    name: str | None = None,
+    names: Annotated[str | None, Query(description=METRIC_NAMES_HELP)] = None,
+    max_points: Annotated[int | None, Query(ge=2, le=100_000)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> list[MetricOut]:
+    """All rows by default; `names` filters, `max_points` thins each series (keeping its first
+    and last point), `limit`/`offset` page; X-Total-Count says how many rows matched."""
     queries.get_job(session, job_id=job_id)
-    rows = queries.list_metrics(session, job_id=job_id, name=name)
-    return [MetricOut.model_validate(row, from_attributes=True) for row in rows]
+    wanted = parse_metric_names(names) + ([name] if name else [])
+    points = read_metrics(session, job_id=job_id, names=wanted, max_points=max_points)
+    response.headers["X-Total-Count"] = str(len(points))
+    page = points[offset : None if limit is None else offset + limit]
+    return [MetricOut.model_validate(point, from_attributes=True) for point in page]
 
 
 @router.get("/{job_id}/checkpoints", summary="A job's stored state_dict checkpoints")

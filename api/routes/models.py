@@ -1,14 +1,23 @@
-"""Trained models: predictions, parameters and the state_dict download."""
+"""The model registry: list, describe, name (aliases), delete, export; parameters and weights.
+
+Every `{model_id}` here is a model id or an alias (name:VERSION, name:latest, name:production).
+Predictions live in api/routes/predict.py.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Path, Query, Response, status
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ServingDep
-from core.errors import InvalidInputError
+from api.deps import MAX_OFFSET, ServingDep, SessionDep
+from core import export as model_export
+from core import model_registry
+from core.errors import ConflictError
+from core.model_schemas import AliasCreate, ExportFormat, ModelOut, ModelPage
 from core.parameters import (
     MAX_VALUES,
     StateDictFormat,
@@ -16,43 +25,131 @@ from core.parameters import (
     serialise_state_dict,
     tensor_values,
 )
-from core.schemas import PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-MAX_IMAGES = 256
 MEDIA_TYPES = {"pt": "application/octet-stream", "safetensors": "application/octet-stream"}
+ModelRef = Annotated[
+    str, Path(description="A model id, or an alias: name:VERSION, name:latest, name:production.")
+]
+
+
+@router.get("", summary="List models, newest first")
+def list_models(
+    session: SessionDep,
+    name: Annotated[str | None, Query(description="Only models with an alias named so.")] = None,
+    arch: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> ModelPage:
+    models, total = model_registry.list_models(
+        session, name=name, arch=arch, limit=limit, offset=offset
+    )
+    return ModelPage(
+        items=[model_registry.describe(session, model=model) for model in models],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{model_id}", summary="A model: architecture, data, preprocessing, scores, aliases")
+def get_model(model_id: ModelRef, session: SessionDep) -> ModelOut:
+    model = model_registry.resolve_model(session, ref=model_id)
+    return model_registry.describe(session, model=model)
+
+
+@router.delete(
+    "/{model_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a model and its checkpoint files (its job and metrics stay)",
+    responses={409: {"description": "An alias still points at the model"}},
+)
+def delete_model(model_id: ModelRef, session: SessionDep, serving: ServingDep) -> Response:
+    """Refused (409) while an alias names the model: remove or move the aliases first."""
+    model = model_registry.resolve_model(session, ref=model_id)
+    doomed_id = model.id
+    paths = model_registry.delete_model(session, model=model)
+    session.commit()
+    serving.forget(doomed_id)
+    for path in paths:  # only after the rows are gone: no row points at a missing file
+        serving.store.delete(path)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
-    "/{model_id}/predict",
-    summary="Predict classes for raw samples",
-    responses={404: {"description": "No such model"}, 422: {"description": "Wrong input shape"}},
+    "/{model_id}/alias",
+    summary="Name a model: name:VERSION, name:latest, and name:production if asked",
 )
-async def predict(model_id: str, body: PredictRequest, serving: ServingDep) -> PredictResponse:
-    """Raw samples as the dataset stores them (digits: 8x8 values 0-16), one or a list."""
-    return await run_in_threadpool(serving.predict, model_id, body)
+def add_alias(
+    model_id: ModelRef, body: AliasCreate, session: SessionDep, serving: ServingDep
+) -> ModelOut:
+    """The model gets the next version of `name` (or keeps the one it has); `name:latest`
+    follows the highest version; `production: true` moves `name:production` here."""
+    model = model_registry.resolve_model(session, ref=model_id)
+    try:
+        model_registry.assign_alias(
+            session, model=model, name=body.name, production=body.production
+        )
+        session.commit()
+    except IntegrityError:  # another request gave out the same version at the same moment
+        session.rollback()
+        raise ConflictError(f"{body.name!r} changed while naming this model; try again") from None
+    serving.refs.clear()
+    return model_registry.describe(session, model=model)
 
 
-@router.post(
-    "/{model_id}/predict/images",
-    summary="Predict classes for PNG/JPEG image files",
-    responses={404: {"description": "No such model"}, 422: {"description": "Not an image"}},
+@router.delete(
+    "/{model_id}/alias/{name}",
+    summary="Take a name off a model (its version, and latest/production if they point here)",
 )
-async def predict_images(
-    model_id: str,
-    serving: ServingDep,
-    files: Annotated[list[UploadFile], File(description="One or more PNG/JPEG images.")],
-    top_k: Annotated[int | None, Form(ge=1, description="Only the k most likely classes.")] = None,
-) -> PredictResponse:
-    """Each image is converted to the model's channels (grey/RGB) and raw size, then goes
-    through the preprocessing the model was trained with; labels are its class names."""
-    if len(files) > MAX_IMAGES:
-        raise InvalidInputError(f"at most {MAX_IMAGES} images per request, got {len(files)}")
-    images = [
-        (upload.filename or f"file {index}", await upload.read())
-        for index, upload in enumerate(files)
-    ]
-    return await run_in_threadpool(serving.predict_images, model_id, images, top_k=top_k)
+def remove_alias(
+    model_id: ModelRef, name: str, session: SessionDep, serving: ServingDep
+) -> ModelOut:
+    """`name:latest` falls back to the highest remaining version; `name:production` is removed,
+    never moved to another model behind your back."""
+    model = model_registry.resolve_model(session, ref=model_id)
+    model_registry.remove_aliases(session, model=model, name=name)
+    session.commit()
+    serving.refs.clear()
+    return model_registry.describe(session, model=model)
+
+
+@router.get(
+    "/{model_id}/export",
+    summary="Download the net as ONNX or TorchScript; preprocessing in the X-D2L-* headers",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def export_model(
+    model_id: ModelRef, serving: ServingDep, format: ExportFormat = "onnx"
+) -> Response:
+    """The graph maps *preprocessed* inputs (X-D2L-Input-Shape) to logits. X-D2L-Preprocessing
+    says how raw samples become inputs; the sidecar (`/export/sidecar`, linked) adds the class
+    names and the steps in words."""
+    model_id, loaded = await serving.resolve(model_id)
+    data = await run_in_threadpool(model_export.export, loaded, format)
+    prep = loaded.preprocessing
+    filename = f"{model_id}.{model_export.SUFFIXES[format]}"
+    return Response(
+        content=data,
+        media_type=model_export.MEDIA_TYPES[format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-D2L-Preprocessing": json.dumps(prep.to_dict() | {"layout": prep.layout}),
+            "X-D2L-Input-Shape": json.dumps(["N", *model_export.input_shape(loaded)]),
+            "X-D2L-Output": "probabilities=softmax(output, dim=1)"
+            if loaded.task != "regression"
+            else "value=output[:, 0]",
+            "Link": f'</v1/models/{model_id}/export/sidecar>; rel="describedby"',
+        },
+    )
+
+
+@router.get("/{model_id}/export/sidecar", summary="What an exported model needs besides weights")
+def export_sidecar(model_id: ModelRef, session: SessionDep, serving: ServingDep) -> dict[str, Any]:
+    """Input and output names and shapes, the preprocessing (values and steps), class names."""
+    model = model_registry.resolve_model(session, ref=model_id)
+    return model_export.sidecar(serving.get(model.id), model_id=model.id, arch=model.arch)
 
 
 @router.get(
@@ -60,14 +157,14 @@ async def predict_images(
     summary="Every parameter and buffer tensor with its statistics, or one tensor's values",
 )
 async def get_parameters(
-    model_id: str,
+    model_id: ModelRef,
     serving: ServingDep,
     name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_VALUES)] = 10_000,
 ) -> Any:
     """Without `name`: name (as in the state_dict), shape, dtype, mean, std, min, max, L2 norm of
     each tensor. With `name`: that tensor's statistics and its first `limit` values."""
-    state_dict = (await run_in_threadpool(serving.get, model_id)).net.state_dict()
+    state_dict = (await serving.resolve(model_id))[1].net.state_dict()
     if name is None:
         return parameter_table(state_dict)
     return tensor_values(state_dict, name, limit=limit)
@@ -80,9 +177,9 @@ async def get_parameters(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def download_state_dict(
-    model_id: str, serving: ServingDep, format: StateDictFormat = "pt"
+    model_id: ModelRef, serving: ServingDep, format: StateDictFormat = "pt"
 ) -> Response:
-    loaded = await run_in_threadpool(serving.get, model_id)
+    model_id, loaded = await serving.resolve(model_id)
     data = await run_in_threadpool(serialise_state_dict, loaded.net.state_dict(), format)
     filename = f"{model_id}.{format}"
     return Response(

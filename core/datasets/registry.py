@@ -20,6 +20,7 @@ from core.preprocessing import (
     Preprocessing,
     apply,
     channel_stats,
+    feature_stats,
     tabular_preprocessing,
     to_network_scale,
 )
@@ -66,6 +67,9 @@ class DatasetInfo:
     # "classification" (integer labels, one output per class) or "regression" (one float target
     # per sample, one output; `class_names` then names that target).
     task: str = "classification"
+    # Tabular only: standardise each feature with the train split's mean and std (uploaded CSVs,
+    # whose columns come in any units); the course's synthetic data are used as generated.
+    standardize: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -246,11 +250,13 @@ def prepare(
     train_idx, val_idx, test_idx = dataset_splits(
         raw, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
     )
-    prep = (
-        tabular_preprocessing(info.raw_shape, input_size=input_size, scale=info.raw_scale)
-        if info.tabular
-        else _image_preprocessing(info, raw.inputs[train_idx], input_size=input_size)
-    )
+    if info.tabular:
+        mean, std = feature_stats(raw.inputs[train_idx]) if info.standardize else ((0.0,), (1.0,))
+        prep = tabular_preprocessing(
+            info.raw_shape, input_size=input_size, scale=info.raw_scale, mean=mean, std=std
+        )
+    else:
+        prep = _image_preprocessing(info, raw.inputs[train_idx], input_size=input_size)
 
     def split(indices: torch.Tensor) -> Split:
         return Split(inputs=apply(prep, raw.inputs[indices]), targets=raw.targets[indices])

@@ -40,13 +40,14 @@ def read_meta(root: Path, dataset_id: str) -> dict[str, Any]:
     return meta
 
 
-def load_upload(root: Path, dataset_id: str) -> RawData:
-    """The upload's decoded uint8 images (N, C, H, W) and labels, never unpickling anything."""
+def load_upload(root: Path, dataset_id: str, *, table: bool = False) -> RawData:
+    """The upload's decoded uint8 images (N, C, H, W), or a CSV's float32 rows (N, F), with
+    their labels (or regression targets), never unpickling anything."""
     with np.load(upload_dir(root, dataset_id) / DATA_FILE, allow_pickle=False) as data:
-        return RawData(
-            inputs=torch.from_numpy(data["x"].astype(np.uint8)),
-            targets=torch.from_numpy(data["y"].astype(np.int64)),
-        )
+        x, y = data["x"], data["y"]
+        inputs = x.astype(np.float32) if table else x.astype(np.uint8)
+        targets = y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int64)
+        return RawData(inputs=torch.from_numpy(inputs), targets=torch.from_numpy(targets))
 
 
 @lru_cache(maxsize=64)
@@ -54,16 +55,20 @@ def _info(root: Path, dataset_id: str, meta_mtime_ns: int) -> DatasetInfo:
     meta = read_meta(root, dataset_id)
     raw_shape = tuple(int(side) for side in meta["raw_shape"])
     folder = upload_dir(root, dataset_id)
+    table = meta["format"] == "csv"
+    task = str(meta.get("task", "classification"))
     return DatasetInfo(
         name=dataset_id,
         description=f"uploaded {meta['format']} dataset {meta['name']!r}",
         raw_shape=raw_shape,
-        in_channels=raw_shape[0],
+        in_channels=1 if table else raw_shape[0],
         class_names=tuple(meta["class_names"]),
-        raw_scale=1 / 255,
-        loader=lambda data_root: load_upload(data_root, dataset_id),
+        raw_scale=1.0 if table else 1 / 255,
+        loader=lambda data_root: load_upload(data_root, dataset_id, table=table),
         source="upload",
         required_files=lambda _root: (folder / META_FILE, folder / DATA_FILE),
+        task=task,
+        standardize=table,
     )
 
 

@@ -1,4 +1,5 @@
-"""Accept an uploaded dataset: an ImageFolder archive or an .npz of `x` and `y`, all validated.
+"""Accept an uploaded dataset: an ImageFolder archive, an .npz of `x` and `y`, or a CSV table,
+all validated.
 
 Everything happens in a staging folder inside the datasets directory and is moved into place
 (`uploads/<id>/`, one rename) only once every check passed, so a refused upload leaves nothing
@@ -24,11 +25,12 @@ from typing import IO, Any
 import numpy as np
 
 from core.datasets.archives import COPY_CHUNK, UploadTooLargeError, extract_archive
+from core.datasets.csv_upload import Table, Task, read_csv
 from core.datasets.images import ImageDecodeError, decode_image, is_grey, open_image
 from core.datasets.stored import DATA_FILE, META_FILE, UPLOADS_FOLDER, upload_dir
 from core.errors import InvalidInputError
 
-FORMATS = {".zip": "zip", ".tar.gz": "tar.gz", ".tgz": "tar.gz", ".npz": "npz"}
+FORMATS = {".zip": "zip", ".tar.gz": "tar.gz", ".tgz": "tar.gz", ".npz": "npz", ".csv": "csv"}
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,14 @@ class Examples:
 
 
 def upload_format(filename: str) -> str:
-    """ "zip", "tar.gz" or "npz" from the file name, or a 422 naming the accepted kinds."""
+    """ "zip", "tar.gz", "npz" or "csv" from the file name, or a 422 naming the accepted kinds."""
     lowered = filename.lower()
     for suffix, kind in FORMATS.items():
         if lowered.endswith(suffix):
             return kind
     raise InvalidInputError(
-        f"{filename!r}: upload an ImageFolder .zip or .tar.gz, or an .npz with x and y"
+        f"{filename!r}: upload an ImageFolder .zip or .tar.gz, an .npz with x and y, or a .csv "
+        "(a header, numeric feature columns and a target column)"
     )
 
 
@@ -249,6 +252,31 @@ def build_meta(
     }
 
 
+def build_table_meta(
+    table: Table, *, dataset_id: str, name: str, sha256: str, size: int
+) -> dict[str, Any]:
+    """What meta.json (and the datasets table) record of a CSV upload."""
+    counts: dict[str, int] = {}
+    if table.task == "classification":
+        tally = np.bincount(table.targets, minlength=len(table.class_names))
+        counts = {label: int(n) for label, n in zip(table.class_names, tally, strict=True)}
+    return {
+        "id": dataset_id,
+        "name": name,
+        "format": "csv",
+        "task": table.task,
+        "features": table.feature_names,
+        "target": table.target,
+        "sha256": sha256,
+        "bytes": size,
+        "class_names": table.class_names,
+        "raw_shape": [len(table.feature_names)],
+        "counts": counts,
+        "num_examples": len(table.targets),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+
+
 def receive_upload(
     source: IO[bytes],
     *,
@@ -257,46 +285,78 @@ def receive_upload(
     limits: UploadLimits,
     size: tuple[int, int] | None = None,
     name: str | None = None,
+    target: str | None = None,
+    task: Task = "auto",
 ) -> dict[str, Any]:
     """Validate and store an upload under `root/uploads/<new id>`; returns its metadata.
 
-    Nothing is left behind when any check fails (the staging folder is removed)."""
+    `size` applies to images; `target` (the label column, default the last) and `task` to a
+    CSV. Nothing is left behind when any check fails (the staging folder is removed)."""
     kind = upload_format(filename)
+    if kind != "csv" and (target is not None or task != "auto"):
+        raise InvalidInputError("target and task apply to CSV uploads only; remove them")
+    if kind == "csv" and size is not None:
+        raise InvalidInputError("size applies to images only; remove it for a CSV upload")
     uploads = root / UPLOADS_FOLDER
     uploads.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=uploads))
     try:
-        received = staging / ("upload.npz" if kind == "npz" else f"upload.{kind}")
+        received = staging / f"upload.{kind}"
         sha256, byte_count = copy_limited(source, received, max_bytes=limits.max_bytes)
-        if kind == "npz":
-            examples = read_npz(received, filename=filename, limits=limits)
-        else:
-            extract_archive(
+        dataset_id, label = uuid.uuid4().hex, name or filename
+        if kind == "csv":
+            table = read_csv(
                 received,
-                staging / "images",
-                kind=kind,
-                max_members=limits.max_members,
-                max_expanded_bytes=limits.max_expanded_bytes,
+                filename=filename,
+                target=target,
+                task=task,
+                max_values=limits.max_expanded_bytes // 4,  # float32 values
             )
-            examples = read_image_folder(staging / "images", size=size, limits=limits)
+            meta = build_table_meta(
+                table, dataset_id=dataset_id, name=label, sha256=sha256, size=byte_count
+            )
+            x, y = table.features, table.targets
+        else:
+            examples = read_examples(
+                received, kind=kind, filename=filename, size=size, limits=limits
+            )
+            meta = build_meta(
+                examples,
+                dataset_id=dataset_id,
+                name=label,
+                kind=kind,
+                sha256=sha256,
+                size=byte_count,
+            )
+            x, y = examples.images, examples.labels
         received.unlink()
-        check_classes(examples)
-        dataset_id = uuid.uuid4().hex
-        meta = build_meta(
-            examples,
-            dataset_id=dataset_id,
-            name=name or filename,
-            kind=kind,
-            sha256=sha256,
-            size=byte_count,
-        )
-        np.savez(staging / DATA_FILE, x=examples.images, y=examples.labels)
+        np.savez(staging / DATA_FILE, x=x, y=y)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2))
-        os.replace(staging, uploads / dataset_id)  # one rename: all of it appears at once
+        os.replace(staging, uploads / meta["id"])  # one rename: all of it appears at once
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta
+
+
+def read_examples(
+    received: Path, *, kind: str, filename: str, size: tuple[int, int] | None, limits: UploadLimits
+) -> Examples:
+    """The labelled images of an .npz or an ImageFolder archive, checked."""
+    if kind == "npz":
+        examples = read_npz(received, filename=filename, limits=limits)
+    else:
+        folder = received.with_name("images")
+        extract_archive(
+            received,
+            folder,
+            kind=kind,
+            max_members=limits.max_members,
+            max_expanded_bytes=limits.max_expanded_bytes,
+        )
+        examples = read_image_folder(folder, size=size, limits=limits)
+    check_classes(examples)
+    return examples
 
 
 def remove_upload(root: Path, dataset_id: str) -> None:

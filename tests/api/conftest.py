@@ -51,3 +51,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         assert job["status"] == "succeeded", job["error"]
         yield Trained(client, db, job_id, job["model_id"], job["result"])
     db.engine.dispose()
+
+
+def train_submitted(
+    client: TestClient, body: dict[str, Any], *, db: Database, settings: Settings
+) -> dict[str, Any]:
+    """Submit `body` through the API, train it through the real runner (as a worker would), and
+    return the finished job as GET /v1/jobs/{id} shows it."""
+    submitted = client.post("/v1/jobs", json=body)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    JobRunner(
+        db=db,
+        store=ArtifactStore(settings.artifacts),
+        data_dir=settings.datasets_dir,
+        worker_name="w",
+    ).run(job_id)
+    job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded", job["error"]
+    return job

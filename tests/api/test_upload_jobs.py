@@ -4,13 +4,11 @@ import numpy as np
 import torch
 from fastapi.testclient import TestClient
 
-from core.artifacts import ArtifactStore
 from core.datasets.digits import load_digits_raw
 from core.db import Database
 from core.settings import Settings
-from tests.conftest import RecordingQueue
+from tests.api.conftest import train_submitted
 from tests.core.test_uploads import npz_bytes
-from worker.runner import JobRunner
 
 
 def upload_digits(client: TestClient) -> str:
@@ -26,7 +24,7 @@ def upload_digits(client: TestClient) -> str:
 
 
 def test_a_job_trains_on_an_uploaded_dataset_and_serves_its_class_names(
-    client: TestClient, queue: RecordingQueue, sqlite_db: Database, settings: Settings
+    client: TestClient, sqlite_db: Database, settings: Settings
 ) -> None:
     dataset_id = upload_digits(client)
     body = {
@@ -34,17 +32,7 @@ def test_a_job_trains_on_an_uploaded_dataset_and_serves_its_class_names(
         "dataset": {"name": dataset_id},
         "hyperparameters": {"epochs": 3, "batch_size": 32, "lr": 0.1},
     }
-    submitted = client.post("/v1/jobs", json=body)
-    assert submitted.status_code == 202, submitted.text
-    job_id = queue.sent[-1][0]
-    JobRunner(
-        db=sqlite_db,
-        store=ArtifactStore(settings.artifacts),
-        data_dir=settings.datasets_dir,
-        worker_name="w",
-    ).run(job_id)
-    job = client.get(f"/v1/jobs/{job_id}").json()
-    assert job["status"] == "succeeded", job["error"]
+    job = train_submitted(client, body, db=sqlite_db, settings=settings)
     assert (
         job["result"]["class_names"] == ["zero", "one", "two"] and job["result"]["test_acc"] > 0.8
     )

@@ -1,3 +1,5 @@
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,23 @@ def test_pickled_code_in_a_checkpoint_is_not_executed(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"(?i)weights"):
         store.load_checkpoint(stored.path, sha256=hashlib.sha256(data).hexdigest())
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one_intact(
+    tmp_path: Path,
+) -> None:
+    """Fault injection: SIGKILL in the middle of the second checkpoint's write (after its bytes
+    are in the temporary file, before the rename). The first still loads and verifies, and no
+    half-written file stands where a checkpoint is read from."""
+    store = ArtifactStore(tmp_path)
+    first = store.save_checkpoint("job", 1, {"state_dict": {"w": torch.ones(3)}})
+    child = os.fork()
+    if child == 0:  # the worker that dies mid-write
+        os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[assignment]
+        store.save_checkpoint("job", 2, {"state_dict": {"w": torch.zeros(10_000)}})
+        os._exit(0)  # never reached
+    _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    payload = store.load_checkpoint(first.path, sha256=first.sha256)
+    assert torch.equal(payload["state_dict"]["w"], torch.ones(3))
+    assert not (tmp_path / "jobs" / "job" / "epoch-0002.pt").exists()

@@ -50,3 +50,21 @@ def test_ensure_dirs_creates_everything_the_embedded_mode_writes(tmp_path: Path)
     settings.ensure_dirs()
     assert (tmp_path / "fresh" / "artifacts").is_dir()
     assert (tmp_path / "fresh" / "broker" / "queue").is_dir()
+
+
+def test_a_redis_visibility_timeout_shorter_than_a_job_may_run_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="broker_visibility_timeout_s"):
+        Settings(
+            data_dir=tmp_path,
+            broker_url="redis://127.0.0.1:6379/0",
+            job_time_limit_s=3600,
+            broker_visibility_timeout_s=3000,
+        )
+    fine = Settings(
+        data_dir=tmp_path,
+        broker_url="redis://127.0.0.1:6379/0",
+        job_time_limit_s=3600,
+        broker_visibility_timeout_s=7200,
+    )
+    assert fine.hard_time_limit(None) == 3600 + fine.time_limit_grace_s
+    assert fine.hard_time_limit(60) == 60 + fine.time_limit_grace_s

@@ -6,7 +6,8 @@ import torch
 
 import models
 from tests.factories import job_spec
-from worker.engine import Callbacks, EpochReport, fit
+from worker.engine import fit
+from worker.training_state import Callbacks, EpochReport
 
 CPU = torch.device("cpu")
 

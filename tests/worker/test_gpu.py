@@ -5,9 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.factories import job_spec
-from worker import devices
+from core import queries
+from core.artifacts import ArtifactStore
+from core.db import Database
+from tests.factories import add_job, job_spec
+from worker import devices, distributed
 from worker.engine import fit
+from worker.runner import JobRunner
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device on this machine"
@@ -41,3 +45,44 @@ def test_training_on_the_gpu_in_every_precision(precision: str) -> None:
 def test_a_missing_gpu_index_is_refused() -> None:
     with pytest.raises(devices.DeviceUnavailableError, match="cuda:99"):
         devices.resolve_device("cuda:99")
+
+
+def test_device_all_trains_with_distributed_data_parallel_over_nccl(
+    sqlite_db: Database, store: ArtifactStore
+) -> None:
+    """The launcher's NCCL path on every GPU here (one GPU is a world of one)."""
+    with sqlite_db.transaction() as session:
+        job = add_job(
+            session,
+            model={"arch": "lenet", "config": {"activation": "relu"}},
+            hyperparameters={"epochs": 3, "batch_size": 64, "lr": 0.1},
+            device="all",
+        )
+        queries.mark_running(session, job=job, worker="test", device="cuda")
+    result = distributed.launch(
+        job.id,
+        processes=torch.cuda.device_count(),
+        db=sqlite_db,
+        store=store,
+        data_dir=store.root,
+    )
+    assert result["test_acc"] > 0.8
+    with sqlite_db.sessions() as session:
+        epochs = [
+            m.epoch
+            for m in queries.list_metrics(session, job_id=job.id)
+            if (m.split, m.name) == ("train", "loss")
+        ]
+        assert epochs == [1, 2, 3]
+
+
+def test_a_job_on_device_all_records_the_gpus_it_used(
+    sqlite_db: Database, store: ArtifactStore
+) -> None:
+    with sqlite_db.transaction() as session:
+        job_id = add_job(session, device="all").id
+    JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w").run(job_id)
+    with sqlite_db.sessions() as session:
+        job = queries.get_job(session, job_id=job_id)
+        assert job.status == "succeeded", job.error
+        assert job.device.startswith("cuda:0") and torch.cuda.get_device_name(0) in job.device

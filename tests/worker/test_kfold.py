@@ -10,9 +10,9 @@ from core.artifacts import ArtifactStore
 from core.db import Database
 from core.schemas import JobCreate
 from tests.factories import add_job
-from worker.engine import Callbacks, EpochReport
 from worker.kfold import cross_validate, fold_indices
 from worker.runner import JobRunner
+from worker.training_state import Callbacks, EpochReport
 
 BASE = {
     "kind": "kfold",

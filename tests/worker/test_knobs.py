@@ -8,8 +8,9 @@ import torch
 from core.hyperparameters import LRSchedule
 from tests.factories import job_spec
 from worker.diagnostics import NonFiniteError
-from worker.engine import Callbacks, EpochReport, fit
+from worker.engine import fit
 from worker.optim import lr_factor
+from worker.training_state import Callbacks, EpochReport
 
 CPU = torch.device("cpu")
 RELU_LENET = {"arch": "lenet", "config": {"activation": "relu"}}

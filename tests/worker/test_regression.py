@@ -19,11 +19,12 @@ from core.db import Database
 from core.preprocessing import Preprocessing, apply
 from core.schemas import JobCreate
 from tests.factories import add_job
-from worker.engine import Callbacks, EpochReport
 from worker.regression import fit_regression
 from worker.runner import JobRunner
+from worker.training_state import Callbacks, EpochReport
 
 LINEAR = {"hidden_sizes": [], "flat_features": True}
+POLYNOMIAL = {**LINEAR, "bias": False}  # the book's model: x^0 = 1 is its constant term
 BOOK_NORMAL_W = [5.010, 1.235, -3.423, 5.503]
 CPU = torch.device("cpu")
 
@@ -56,9 +57,11 @@ def train(job: JobCreate, tmp_path: Path) -> tuple[dict[str, Any], list[EpochRep
 
 
 def poly(features: int, epochs: int = 400) -> JobCreate:
-    """The book's polynomial recipe: MSE, SGD lr 0.01, batch 10, PyTorch's default init."""
+    """The book's polynomial recipe: a bias-free linear model, MSE, SGD lr 0.01, batch 10,
+    PyTorch's default init."""
     return spec(
         "poly_regression",
+        config=POLYNOMIAL,
         input_size=features,
         epochs=epochs,
         lr=0.01,
@@ -70,11 +73,9 @@ def poly(features: int, epochs: int = 400) -> JobCreate:
 def test_the_normal_polynomial_fit_recovers_the_books_weights(tmp_path: Path) -> None:
     result, reports, payloads = train(poly(4), tmp_path)
     w, b = result["weights"]["w"], result["weights"]["b"]
-    assert len(w) == 4
-    # The book's linear model has no bias; feature 0 is the constant x^0 = 1, so its w[0] is
-    # this model's w[0] + b.
-    assert w[0] + b == pytest.approx(BOOK_NORMAL_W[0], abs=0.05)
-    assert w[1:] == pytest.approx(BOOK_NORMAL_W[1:], abs=0.2)
+    assert len(w) == 4 and b is None  # no bias: w[0] is the constant term, as in the book
+    assert w == pytest.approx(BOOK_NORMAL_W, abs=0.2)
+    assert w[0] == pytest.approx(BOOK_NORMAL_W[0], abs=0.05)
     assert result["train_loss"] < 0.02 and result["test_loss"] < 0.02  # book: ~0.011 / 0.011
     assert "test_acc" not in result and result["splits"] == {"train": 100, "val": 0, "test": 100}
     assert len(reports) == 400 and {("train", "loss"), ("train", "lr")} <= set(reports[0].metrics)

@@ -1,6 +1,7 @@
 """The runner: what a worker does with a job id, against a real (SQLite) database."""
 
 import pytest
+import torch
 
 from core import queries
 from core.artifacts import ArtifactStore
@@ -79,3 +80,19 @@ def test_an_error_in_training_fails_the_job_with_its_message(
         job = queries.get_job(session, job_id=job_id)
         assert (job.status, job.error) == ("failed", "RuntimeError: loss is nan at epoch 3")
         assert job.finished_at is not None
+
+
+def test_running_out_of_gpu_memory_fails_with_the_batch_size_and_what_to_try(
+    sqlite_db: Database, store: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def out_of_memory(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(runner_module, "fit", out_of_memory)
+    job_id = make_job(sqlite_db, hyperparameters={"batch_size": 256})
+    JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w1").run(job_id)
+    with sqlite_db.sessions() as session:
+        job = queries.get_job(session, job_id=job_id)
+        assert job.status == "failed"
+        assert "batch_size 256" in job.error and "batch_size 128" in job.error
+        assert "bf16" in job.error

@@ -1,0 +1,34 @@
+"""`GET /v1/jobs/{id}/logs`: what the worker logged about a job (see core.job_logs)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import SessionDep, SettingsDep
+from core import queries
+from core.job_logs import read_job_log
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get(
+    "/{job_id}/logs",
+    summary="What the worker logged while running the job (plain text)",
+    response_class=PlainTextResponse,
+)
+async def job_logs(
+    job_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    tail: Annotated[
+        int | None, Query(ge=1, le=100_000, description="Only the last N lines")
+    ] = None,
+) -> PlainTextResponse:
+    """Empty until a worker starts the job; grows while it runs."""
+    queries.get_job(session, job_id=job_id)
+    text = await run_in_threadpool(read_job_log, settings.artifacts, job_id, tail=tail)
+    return PlainTextResponse(text)

@@ -1,0 +1,149 @@
+"""`GET /metrics` in Prometheus' text format (prometheus-client).
+
+- `d2l_http_requests_total` and `d2l_http_request_duration_seconds`, by method, route template
+  (`/v1/jobs/{job_id}`, never the raw path, so ids do not explode the series) and status;
+- `d2l_jobs` by status, `d2l_queue_depth` by queue (messages waiting in the broker, where that
+  is cheap to ask: the embedded filesystem broker or Redis), read from the database and broker
+  at scrape time;
+- `d2l_worker_last_seen_timestamp_seconds` and `d2l_worker_up` (heartbeat fresher than 60 s).
+
+Each app has its own registry (`app.state.metrics_registry`), so several apps in one process
+(tests) never clash. With `--workers N`, each uvicorn process counts its own requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any, get_args
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.routes.workers import ALIVE_WITHIN
+from core import queries
+from core.db import Database
+from core.queue import QUEUES
+from core.schemas import JobStatus
+from core.settings import Settings
+from core.tables import Job, utcnow
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+UNMATCHED = "<unmatched>"  # 404s: one series, whatever path was asked for
+
+
+class RequestMetrics:
+    """ASGI middleware: counts and times every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, *, registry: CollectorRegistry) -> None:
+        self.app = app
+        labels = ("method", "route", "status")
+        self.requests = Counter(
+            "d2l_http_requests", "HTTP requests answered", labels, registry=registry
+        )
+        self.latency = Histogram(
+            "d2l_http_request_duration_seconds",
+            "Time to answer an HTTP request (streams: until they close)",
+            ("method", "route"),
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def send_with_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = getattr(scope.get("route"), "path", UNMATCHED)
+            method = scope["method"]
+            self.requests.labels(method, route, str(status[0])).inc()
+            self.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+def queue_depths(settings: Settings) -> dict[str, int]:
+    """Messages waiting per queue, where asking is cheap; {} where it is not."""
+    if settings.embedded_broker:
+        queue_dir = settings.broker_dir / "queue"
+        names = [path.name for path in queue_dir.glob("*.msg")] if queue_dir.is_dir() else []
+        return {queue: sum(name.endswith(f".{queue}.msg") for name in names) for queue in QUEUES}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(settings.broker_url, socket_timeout=1)
+        try:
+            return {queue: int(client.llen(queue)) for queue in QUEUES}
+        finally:
+            client.close()
+    return {}
+
+
+class ServiceCollector(Collector):
+    """Jobs, queues and workers, read when Prometheus scrapes (nothing kept in memory)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def collect(self) -> Iterator[Any]:
+        jobs = GaugeMetricFamily("d2l_jobs", "Jobs by status", labels=["status"])
+        seen = GaugeMetricFamily(
+            "d2l_worker_last_seen_timestamp_seconds", "Last heartbeat", labels=["worker"]
+        )
+        up = GaugeMetricFamily("d2l_worker_up", "1 while the heartbeat is fresh", labels=["worker"])
+        now = utcnow()
+        with self.db.sessions() as session:
+            counts = dict(
+                session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            )
+            for status in get_args(JobStatus):
+                jobs.add_metric([status], counts.get(status, 0))
+            for worker in queries.list_workers(session):
+                alive = worker.stopped_at is None and now - worker.last_seen < ALIVE_WITHIN
+                seen.add_metric([worker.hostname], worker.last_seen.timestamp())
+                up.add_metric([worker.hostname], 1.0 if alive else 0.0)
+        yield from (jobs, seen, up)
+        try:
+            depths = queue_depths(self.settings)
+        except Exception as error:  # noqa: BLE001  (a broker hiccup must not fail the scrape)
+            log.warning("queue depth unavailable: %s", error)
+            return
+        if depths:
+            depth = GaugeMetricFamily("d2l_queue_depth", "Messages waiting", labels=["queue"])
+            for queue, count in depths.items():
+                depth.add_metric([queue], count)
+            yield depth
+
+
+def install_metrics(app: FastAPI, *, db: Database, settings: Settings) -> None:
+    """Give `app` its registry, the request middleware and the scrape-time collector."""
+    registry = CollectorRegistry()
+    registry.register(ServiceCollector(db, settings))
+    app.state.metrics_registry = registry
+    app.add_middleware(RequestMetrics, registry=registry)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def prometheus_metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,88 @@
+"""Every endpoint as a request description, so the sync and async clients send the same thing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    data: dict[str, Any] | None = None
+
+
+def clean(**params: Any) -> dict[str, Any]:
+    """Query parameters without the ones left at None (the server's defaults apply)."""
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def job_body(
+    kind: str,
+    *,
+    arch: str,
+    dataset: str,
+    experiment: str | None = None,
+    config: dict[str, Any] | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    device: str | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """A POST /v1/jobs body from the few things people usually set."""
+    body: dict[str, Any] = {
+        "kind": kind,
+        "model": {"arch": arch, "config": config or {}},
+        "dataset": {"name": dataset},
+        "hyperparameters": hyperparameters or {},
+    }
+    if experiment is not None:
+        body["experiment"] = experiment
+    if device is not None:
+        body["device"] = device
+    body.update({key: value for key, value in sections.items() if value is not None})
+    return body
+
+
+def metrics(
+    job_id: str,
+    *,
+    names: Sequence[str] = (),
+    max_points: int | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+) -> Call:
+    params = clean(names=",".join(names) or None, max_points=max_points, limit=limit, offset=offset)
+    return Call("GET", f"/v1/jobs/{job_id}/metrics", params)
+
+
+def list_jobs(
+    *, experiment: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+) -> Call:
+    params = clean(experiment=experiment, status=status, limit=limit, offset=offset)
+    return Call("GET", "/v1/jobs", params)
+
+
+def predict(model_id: str, inputs: list[Any], *, top_k: int | None = None) -> Call:
+    return Call("POST", f"/v1/models/{model_id}/predict", json=clean(inputs=inputs, top_k=top_k))
+
+
+def predict_images(model_id: str, paths: Sequence[Path], *, top_k: int | None = None) -> Call:
+    files = [("files", (path.name, path.read_bytes(), image_type(path))) for path in paths]
+    return Call(
+        "POST", f"/v1/models/{model_id}/predict/images", files=files, data=clean(top_k=top_k)
+    )
+
+
+def image_type(path: Path) -> str:
+    return "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+
+
+def upload_dataset(path: Path, *, name: str | None = None) -> Call:
+    files = [("file", (path.name, path.read_bytes(), "application/octet-stream"))]
+    return Call("POST", "/v1/datasets", files=files, data=clean(name=name))

@@ -1,0 +1,214 @@
+"""The `d2l-service` commands that talk to a running service over HTTP (through `Client`).
+
+`train`, `finetune`, `kfold`, `jobs`, `show`, `follow`, `logs`, `predict`, `models`, `curves`,
+`compare`; each takes `--url` (default: $D2L_URL, else http://127.0.0.1:8000) and `--token`
+($D2L_TOKEN). Registered on the server's own parser by `core.cli`, so one command does both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from d2l_client.calls import job_body
+from d2l_client.client import Client
+from d2l_client.progress import follow_job
+from d2l_client.tables import format_table
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+Handler = Callable[[Client, argparse.Namespace], int]
+
+
+def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    """`lr=0.1 momentum=0.9 hidden_sizes=[256]`: values read as JSON where they parse."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{what}: expected key=value, got {pair!r}")
+        try:
+            parsed[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed[key] = raw
+    return parsed
+
+
+def job_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What train, finetune and kfold share: the model, data, knobs and where it runs."""
+    hyperparameters = parse_pairs(args.hp, "--hp")
+    for flag in ("epochs", "lr", "batch_size", "optimizer"):
+        if getattr(args, flag) is not None:
+            hyperparameters[flag] = getattr(args, flag)
+    return {
+        "arch": args.arch,
+        "dataset": args.dataset,
+        "experiment": args.experiment,
+        "config": parse_pairs(args.config, "--config"),
+        "hyperparameters": hyperparameters,
+        "device": args.device,
+    }
+
+
+def submit_and_maybe_follow(client: Client, body: dict[str, Any], args: argparse.Namespace) -> int:
+    job = client.submit(body)
+    print(f"job {job.id} {job.status}", file=sys.stderr)
+    if not args.follow:
+        print(job.id)
+        return 0
+    return follow_job(client, job.id)
+
+
+def cmd_train(client: Client, args: argparse.Namespace) -> int:
+    if args.body is not None:
+        body = json.loads(Path(args.body).read_text())
+    else:
+        body = job_body("train", **job_options(args))
+    return submit_and_maybe_follow(client, body, args)
+
+
+def cmd_finetune(client: Client, args: argparse.Namespace) -> int:
+    source = {"job_id": args.from_job} if args.from_job else {"checkpoint_id": args.from_checkpoint}
+    finetune: dict[str, Any] = {"source": source, "backbone_lr_mult": args.backbone_lr_mult}
+    if args.freeze:
+        freeze = args.freeze.split(",")
+        finetune["freeze"] = freeze[0] if freeze[0] in ("features", "all_but_head") else freeze
+    body = job_body("finetune", finetune=finetune, **job_options(args))
+    return submit_and_maybe_follow(client, body, args)
+
+
+def parse_candidate(text: str) -> dict[str, Any]:
+    """`wd1e-3:weight_decay=0.001,lr=0.1` -> a candidate overriding those hyperparameters."""
+    label, _, overrides = text.partition(":")
+    pairs = [pair for pair in overrides.split(",") if pair]
+    return {"label": label, "hyperparameters": parse_pairs(pairs, "--candidate")}
+
+
+def cmd_kfold(client: Client, args: argparse.Namespace) -> int:
+    kfold = {"k": args.k, "candidates": [parse_candidate(c) for c in args.candidate]}
+    body = job_body("kfold", kfold=kfold, **job_options(args))
+    return submit_and_maybe_follow(client, body, args)
+
+
+def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
+    page = client.list_jobs(
+        experiment=args.experiment, status=args.status, limit=args.limit, offset=0
+    )
+    rows = [
+        [
+            job["id"],
+            job["status"],
+            job["kind"],
+            job["experiment"],
+            job["params"]["model"]["arch"],
+            job["params"]["dataset"]["name"],
+            f"{job['progress']['epoch']}/{job['progress']['epochs']}",
+            job["metrics"].get("val_acc"),
+            job.get("model_id") or "",
+        ]
+        for job in page["items"]
+    ]
+    header = ["id", "status", "kind", "experiment", "arch", "dataset", "epoch", "val_acc", "model"]
+    print(format_table(header, rows))
+    print(f"{len(rows)} of {page['total']} jobs", file=sys.stderr)
+    return 0
+
+
+def cmd_show(client: Client, args: argparse.Namespace) -> int:
+    print(json.dumps(client.get_job(args.job_id), indent=2))
+    return 0
+
+
+def cmd_follow(client: Client, args: argparse.Namespace) -> int:
+    return follow_job(client, args.job_id)
+
+
+def cmd_logs(client: Client, args: argparse.Namespace) -> int:
+    sys.stdout.write(client.logs(args.job_id))
+    return 0
+
+
+def cmd_predict(client: Client, args: argparse.Namespace) -> int:
+    paths = [Path(name) for name in args.files]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise SystemExit(f"no such file: {', '.join(missing)}")
+    images = [path for path in paths if path.suffix.lower() in IMAGE_SUFFIXES]
+    arrays = [path for path in paths if path.suffix.lower() == ".json"]
+    others = sorted(set(paths) - set(images) - set(arrays))
+    if others:
+        raise SystemExit(
+            f"predict takes PNG/JPEG images or .json files of raw samples; got {others[0]}"
+        )
+    results = []
+    if images:
+        answer = client.predict_images(args.model_id, images, top_k=args.top_k)
+        results += list(zip([str(p) for p in images], answer["predictions"], strict=True))
+    for path in arrays:
+        inputs = json.loads(path.read_text())
+        answer = client.predict(args.model_id, inputs, top_k=args.top_k)
+        predictions = answer["predictions"]
+        results += [(f"{path}[{i}]", prediction) for i, prediction in enumerate(predictions)]
+    for name, prediction in results:
+        if "value" in prediction:
+            print(f"{name}\t{prediction['value']:.6g}")
+        else:
+            confidence = prediction["probabilities"].get(prediction["label"], 0.0)
+            print(f"{name}\t{prediction['label']}\t{confidence:.3f}")
+    return 0
+
+
+def cmd_models(client: Client, args: argparse.Namespace) -> int:
+    """Registered models, newest first: id, names, arch, dataset, scores, the job it came from."""
+    page = client.models(name=args.name, arch=args.arch, limit=args.limit)
+    rows = [
+        [
+            model["id"],
+            ",".join(model.get("aliases", [])),
+            model["arch"],
+            model["dataset"],
+            model.get("metrics", {}).get("test_acc"),
+            model["experiment"],
+            model["job_id"],
+        ]
+        for model in page["items"]
+    ]
+    header = ["model", "aliases", "arch", "dataset", "test_acc", "experiment", "job"]
+    print(format_table(header, rows))
+    return 0
+
+
+def cmd_curves(client: Client, args: argparse.Namespace) -> int:
+    if args.experiment:
+        png = client.experiment_curves_png(args.experiment, metric=args.metric)
+    elif args.job_id:
+        png = client.curves_png(args.job_id)
+    else:
+        raise SystemExit("curves: give a JOB_ID or --experiment NAME")
+    Path(args.output).write_bytes(png)
+    print(f"wrote {args.output} ({len(png)} bytes)", file=sys.stderr)
+    return 0
+
+
+def cmd_compare(client: Client, args: argparse.Namespace) -> int:
+    table = client.compare(args.experiment, metric=args.metric)
+    varying = table["varying"]
+    header = ["rank", "job", "status", args.metric, *varying, "gap_acc", "params", "wall_s"]
+    rows = [
+        [
+            run["rank"] or "",
+            run["job_id"][:12],
+            run["status"],
+            run["value"],
+            *[run["settings"].get(path) for path in varying],
+            run["gap"].get("acc"),
+            run["parameters"],
+            run["wall_time_s"],
+        ]
+        for run in table["runs"]
+    ]
+    print(format_table(header, rows))
+    return 0

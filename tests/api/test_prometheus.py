@@ -1,0 +1,48 @@
+"""GET /metrics: Prometheus text that a scraper parses, counting by route template."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from core import queries
+from core.db import Database
+from tests.factories import add_job
+
+
+def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def test_requests_are_counted_by_route_template_and_jobs_by_status(
+    client: TestClient, sqlite_db: Database
+) -> None:
+    with sqlite_db.transaction() as session:
+        job_ids = [add_job(session).id for _ in range(2)]
+        queries.register_worker(session, hostname="w1@box", queues=["cpu"], devices=[])
+    for job_id in job_ids:
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 200
+    assert client.get("/v1/jobs/missing").status_code == 404
+    assert client.get("/no/such/path").status_code == 404
+
+    samples = scrape(client)
+    route = (("method", "GET"), ("route", "/v1/jobs/{job_id}"), ("status", "200"))
+    assert samples[("d2l_http_requests_total", route)] == 2
+    missing = (("method", "GET"), ("route", "/v1/jobs/{job_id}"), ("status", "404"))
+    assert samples[("d2l_http_requests_total", missing)] == 1
+    unmatched = (("method", "GET"), ("route", "<unmatched>"), ("status", "404"))
+    assert samples[("d2l_http_requests_total", unmatched)] == 1
+    timed = (("le", "+Inf"), ("method", "GET"), ("route", "/v1/jobs/{job_id}"))
+    assert samples[("d2l_http_request_duration_seconds_bucket", timed)] == 3
+    assert samples[("d2l_jobs", (("status", "queued"),))] == 2
+    assert samples[("d2l_jobs", (("status", "succeeded"),))] == 0
+    assert samples[("d2l_worker_up", (("worker", "w1@box"),))] == 1
+    assert ("d2l_worker_last_seen_timestamp_seconds", (("worker", "w1@box"),)) in samples
+    assert samples[("d2l_queue_depth", (("queue", "cpu"),))] == 0  # RecordingQueue sent nothing

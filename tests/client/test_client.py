@@ -1,0 +1,87 @@
+"""d2l_client against a running service: the foundation's flow, typed calls, server errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core import queries
+from core.datasets.digits import load_digits_raw
+from d2l_client import APIError, AsyncClient, Client, JobFailedError
+from tests.client.conftest import Service, TrainedJob
+from tests.factories import add_job
+
+
+def test_follow_yields_each_epoch_once_in_order_and_wait_returns_the_result(
+    trained_job: TrainedJob, service: Service
+) -> None:
+    kinds = [event.kind for event in trained_job.events]
+    assert kinds[0] == "status" and kinds[-1] == "end"
+    epochs = [event.data["epoch"] for event in trained_job.events if event.kind == "metrics"]
+    assert epochs == [1, 2, 3]
+    metrics = next(event for event in trained_job.events if event.kind == "metrics")
+    assert {"train_loss", "train_acc", "val_acc"} <= set(metrics.data["metrics"])
+    with Client(service.url) as client:
+        job = client.job(trained_job.job_id)
+        assert job.wait()["result"]["test_acc"] > 0.5
+        assert job.model_id == trained_job.model_id
+
+
+def test_typed_calls_read_what_the_job_recorded(trained_job: TrainedJob, service: Service) -> None:
+    with Client(service.url) as client:
+        sample = load_digits_raw().inputs[0].tolist()
+        answer = client.predict(trained_job.model_id, [sample], top_k=3)
+        assert len(answer["predictions"]) == 1
+        assert len(answer["predictions"][0]["probabilities"]) == 3
+        val_acc = client.metrics(trained_job.job_id, names=["val_acc"])
+        assert [point["epoch"] for point in val_acc] == [1, 2, 3]
+        assert "epoch 3/3" in client.logs(trained_job.job_id)
+        assert client.curves_png(trained_job.job_id).startswith(b"\x89PNG\r\n\x1a\n")
+        summary = client.experiment("client", metric="test_acc")
+        assert summary["best"]["job_id"] == trained_job.job_id
+        table = client.compare("client")
+        assert table["runs"][0]["job_id"] == trained_job.job_id
+        page = client.list_jobs(experiment="client", status="succeeded")
+        assert trained_job.job_id in [job["id"] for job in page["items"]]
+
+
+def test_refusals_raise_with_the_servers_message(service: Service) -> None:
+    with Client(service.url) as client:
+        with pytest.raises(APIError) as unknown_arch:
+            client.train(arch="nonet", dataset="digits")
+        assert unknown_arch.value.status_code == 422
+        assert "unknown arch 'nonet'" in str(unknown_arch.value)
+        with pytest.raises(APIError) as missing:
+            client.job("no-such-job")
+        assert missing.value.status_code == 404 and "no-such-job" in missing.value.message
+        with pytest.raises(APIError) as bad_metric:
+            client.experiment("client", metric="accuracy")
+        assert "split_name" in bad_metric.value.message
+
+
+def test_wait_raises_when_the_job_failed(service: Service) -> None:
+    with service.db.transaction() as session:
+        job_row = add_job(session)
+        queries.finish_job(session, job=job_row, status="failed", error="loss is nan at epoch 3")
+        job_id = job_row.id
+    with Client(service.url) as client:
+        with pytest.raises(JobFailedError) as failed:
+            client.job(job_id).wait()
+        assert "loss is nan at epoch 3" in str(failed.value)
+        assert client.job(job_id).wait(raise_on_failure=False)["status"] == "failed"
+
+
+def test_the_async_client_follows_and_waits_the_same_way(
+    trained_job: TrainedJob, service: Service
+) -> None:
+    async def scenario() -> tuple[list[int], str]:
+        async with AsyncClient(service.url) as client:
+            job = await client.job(trained_job.job_id)
+            epochs = [
+                event.data["epoch"] async for event in job.follow() if event.kind == "metrics"
+            ]
+            info = await job.wait()
+            return epochs, info["status"]
+
+    assert asyncio.run(scenario()) == ([1, 2, 3], "succeeded")

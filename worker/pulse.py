@@ -1,0 +1,60 @@
+"""A running job's heartbeat, and its ear for a cancel request.
+
+A thread beside the training loop writes the job's `heartbeat_at` every few seconds and reads
+`cancel_requested` in the same transaction; the loop itself only looks at an event's flag before
+each step, so the database is never on the training path. A job whose heartbeat stops (its
+worker died, even SIGKILLed) is found by the reaper (`worker.reaper`) and queued again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+
+from core import queries
+from core.db import Database
+
+log = logging.getLogger(__name__)
+
+MAX_PERIOD_S = 5.0  # a cancel is noticed within this, however long the heartbeat timeout
+
+
+def beat_period(heartbeat_timeout_s: float) -> float:
+    """Four beats per timeout: one slow database write does not make a live job look dead."""
+    return min(heartbeat_timeout_s / 4, MAX_PERIOD_S)
+
+
+class Pulse:
+    """`with Pulse(db, job_id, period=...) as pulse:` beats until the block ends;
+    `pulse.cancelled` is set once someone asks to cancel the job."""
+
+    def __init__(self, db: Database, job_id: str, *, period: float) -> None:
+        self.db = db
+        self.job_id = job_id
+        self.period = period
+        self.cancelled = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pulse-{job_id}", daemon=True)
+
+    def __enter__(self) -> Pulse:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.period):
+            try:
+                with self.db.transaction() as session:
+                    if queries.beat(session, job_id=self.job_id):
+                        self.cancelled.set()
+            except Exception as error:  # noqa: BLE001  (a missed beat must not kill the job)
+                log.warning("heartbeat of job %s failed: %s", self.job_id, error)
