@@ -15,6 +15,9 @@ GPU_QUEUE = "gpu"
 CPU_QUEUE = "cpu"
 QUEUES = (GPU_QUEUE, CPU_QUEUE)
 RUN_JOB_TASK = "d2l.run_job"
+# A job's priority as Celery's: with Redis, the worker takes lower numbers first (each queue is
+# split in one list per step). The filesystem broker of the embedded mode keeps arrival order.
+PRIORITIES = {"high": 0, "normal": 3, "low": 6}
 
 
 def queue_for(*, wants_gpu: bool) -> str:
@@ -25,7 +28,11 @@ def queue_for(*, wants_gpu: bool) -> str:
 def broker_transport_options(settings: Settings) -> dict[str, object]:
     """The filesystem broker keeps its messages under the data directory; others need nothing."""
     if not settings.embedded_broker:
-        return {"visibility_timeout": settings.broker_visibility_timeout_s}
+        return {
+            "visibility_timeout": settings.broker_visibility_timeout_s,
+            "queue_order_strategy": "priority",
+            "priority_steps": sorted(PRIORITIES.values()),
+        }
     queue_dir = str(settings.broker_dir / "queue")
     return {
         "data_folder_in": queue_dir,
@@ -55,6 +62,7 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=CPU_QUEUE,
         task_default_exchange="d2l",
         task_default_routing_key=CPU_QUEUE,
+        task_default_priority=PRIORITIES["normal"],
         worker_hijack_root_logger=False,
         worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,  # KiB
     )
@@ -68,11 +76,18 @@ class JobQueue:
         self.app = app
         self.settings = settings
 
-    def enqueue(self, job_id: str, *, queue: str, time_limit_s: float | None = None) -> None:
+    def enqueue(
+        self,
+        job_id: str,
+        *,
+        queue: str,
+        time_limit_s: float | None = None,
+        priority: str = "normal",
+    ) -> None:
         """Publish one job id; raises kombu/OS errors when the broker cannot take it.
 
-        `time_limit_s` is the hard limit after which Celery kills the job's process (the
-        training loop stops itself at the job's soft limit, before that)."""
+        `time_limit_s` is the job's own (soft) limit: Celery kills its process a grace period
+        after it (the training loop stops itself at the soft limit, before that)."""
         self.app.send_task(
             RUN_JOB_TASK,
             args=[job_id],
@@ -80,6 +95,7 @@ class JobQueue:
             routing_key=queue,
             retry=False,
             time_limit=self.settings.hard_time_limit(time_limit_s),
+            priority=PRIORITIES[priority],
         )
 
     def check(self) -> None:

@@ -193,6 +193,11 @@ class JobCreate(Frozen):
 
     kfold: KFold | None = Field(default=None, description="Only for kind 'kfold'.")
     finetune: FineTune | None = Field(default=None, description="Only for kind 'finetune'.")
+    priority: Literal["high", "normal", "low"] = Field(
+        default="normal",
+        description="With Redis, waiting jobs start in this order (the embedded broker keeps "
+        "arrival order).",
+    )
     time_limit_s: float | None = Field(
         default=None,
         gt=0,

@@ -23,7 +23,14 @@ class RecordingQueue:
         self.sent: list[tuple[str, str]] = []
         self.fail_with: Exception | None = None
 
-    def enqueue(self, job_id: str, *, queue: str, time_limit_s: float | None = None) -> None:
+    def enqueue(
+        self,
+        job_id: str,
+        *,
+        queue: str,
+        time_limit_s: float | None = None,
+        priority: str = "normal",
+    ) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append((job_id, queue))

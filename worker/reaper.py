@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from core import queries
 from core.db import Database
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 def reap(db: Database, job_queue: JobQueue, *, timeout_s: float, max_attempts: int) -> list[str]:
     """Re-queue (or fail, when out of attempts) every job silent for `timeout_s`; returns the
     ids sent back to the queue."""
-    requeued: list[tuple[str, str, float | None]] = []
+    requeued: list[tuple[str, str, dict[str, Any]]] = []
     silent_since = utcnow() - timedelta(seconds=timeout_s)
     with db.transaction() as session:
         for job in queries.stale_jobs(session, silent_since=silent_since):
@@ -38,8 +39,13 @@ def reap(db: Database, job_queue: JobQueue, *, timeout_s: float, max_attempts: i
                 log.warning("job %s failed: %s", job.id, silent)
                 continue
             queries.requeue_job(session, job=job)
-            requeued.append((job.id, job.queue, job.params.get("time_limit_s")))
+            requeued.append((job.id, job.queue, job.params))
             log.warning("job %s re-queued: %s", job.id, silent)
-    for job_id, queue, time_limit_s in requeued:  # after the commit: the taker sees "queued"
-        job_queue.enqueue(job_id, queue=queue, time_limit_s=time_limit_s)
+    for job_id, queue, params in requeued:  # after the commit: the taker sees "queued"
+        job_queue.enqueue(
+            job_id,
+            queue=queue,
+            time_limit_s=params.get("time_limit_s"),
+            priority=params.get("priority", "normal"),
+        )
     return [job_id for job_id, _, _ in requeued]

@@ -93,7 +93,9 @@ def submit_job(
     job = queries.create_job(session, spec=spec, queue=queue)
     session.commit()
     try:
-        job_queue.enqueue(job.id, queue=queue, time_limit_s=spec.time_limit_s)
+        job_queue.enqueue(
+            job.id, queue=queue, time_limit_s=spec.time_limit_s, priority=spec.priority
+        )
     except Exception as error:
         log.error("could not enqueue job %s: %s", job.id, error)
         queries.finish_job(session, job=job, status="failed", error=f"broker unreachable: {error}")

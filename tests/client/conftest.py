@@ -28,7 +28,14 @@ class ThreadWorker:
     runner: JobRunner
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def enqueue(self, job_id: str, *, queue: str, time_limit_s: float | None = None) -> None:
+    def enqueue(
+        self,
+        job_id: str,
+        *,
+        queue: str,
+        time_limit_s: float | None = None,
+        priority: str = "normal",
+    ) -> None:
         thread = threading.Thread(target=self._run, args=(job_id,), daemon=True)
         thread.start()
         self.threads.append(thread)

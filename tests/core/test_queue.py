@@ -17,20 +17,23 @@ def test_a_job_is_sent_by_task_name_with_its_hard_time_limit(
     sent: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(app, "send_task", lambda name, **options: sent.append((name, options)))
     queue = JobQueue(app, settings)
-    queue.enqueue("a" * 32, queue="gpu", time_limit_s=120)
+    queue.enqueue("a" * 32, queue="gpu", time_limit_s=120, priority="high")
     queue.enqueue("b" * 32, queue="cpu")
     assert [(name, options["args"], options["queue"]) for name, options in sent] == [
         (RUN_JOB_TASK, ["a" * 32], "gpu"),
         (RUN_JOB_TASK, ["b" * 32], "cpu"),
     ]
     assert [options["time_limit"] for _, options in sent] == [180, 3660]
+    assert [options["priority"] for _, options in sent] == [0, 3]  # Redis takes 0 first
 
 
 def test_redis_messages_stay_invisible_longer_than_a_job_may_run(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/0", broker_visibility_timeout_s=9e5
     )
-    assert broker_transport_options(settings) == {"visibility_timeout": 9e5}
+    options = broker_transport_options(settings)
+    assert options["visibility_timeout"] == 9e5
+    assert options["queue_order_strategy"] == "priority" and options["priority_steps"] == [0, 3, 6]
     assert make_celery(settings).conf.task_acks_late is True
 
 
