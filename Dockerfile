@@ -21,6 +21,7 @@ COPY core ./core
 COPY models ./models
 COPY worker ./worker
 COPY migrations ./migrations
+COPY d2l_client ./d2l_client
 RUN pip install --extra-index-url "${TORCH_INDEX}" . \
     && mkdir -p /data /artifacts \
     && chown -R d2l:d2l /data /artifacts

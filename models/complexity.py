@@ -109,3 +109,21 @@ def layer_table(net: nn.Module, input_shape: Sequence[int]) -> list[dict[str, An
         for handle in handles:
             handle.remove()
     return rows
+
+
+def _numel(shape: Any) -> int:
+    """Scalars of an output shape (a tuple), or of each shape of a tuple/list output."""
+    if isinstance(shape, tuple):
+        count = 1
+        for side in shape:
+            count *= side
+        return count
+    if isinstance(shape, list):
+        return sum(_numel(item) for item in shape)
+    return 0
+
+
+def activation_elements(net: nn.Module, input_shape: Sequence[int]) -> int:
+    """Scalars the leaf layers output in one forward pass on `input_shape`: about what training
+    keeps for the backward pass (an upper bound where activations work in place)."""
+    return sum(_numel(row["output_shape"]) for row in layer_table(net, input_shape))

@@ -13,6 +13,7 @@ from core import queries
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, NotFoundError, UnavailableError
 from core.finetune import check_compatible, resolve_source
+from core.memory import check_fits_a_worker
 from core.metric_queries import METRIC_NAMES_HELP, parse_metric_names, read_metrics
 from core.queue import queue_for
 from core.recipes import compare, variant_offer
@@ -73,6 +74,9 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
             spec.fits_dataset(get_dataset(spec.dataset.name, root=root))
         except ValueError as error:
             raise InvalidInputError(f"model: {error}") from None
+    if spec.wants_gpu:
+        info = get_dataset(spec.dataset.name, root=root)
+        check_fits_a_worker(spec, info, queries.list_workers(session))
     if spec.finetune is None:
         return
     try:

@@ -1,0 +1,102 @@
+"""Redis restarted while jobs wait: with persistence on (as docker-compose.yml runs it), no queued
+job is lost; a worker started afterwards runs every one of them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from core import queries
+from core.db import Database
+from core.migrate import upgrade
+from core.queue import JobQueue, make_celery
+from core.settings import Settings
+from tests.e2e.processes import free_port, running, service_env
+from tests.factories import job_spec
+from tests.services import fresh_postgres_database
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+
+
+def compose_redis_flags() -> list[str]:
+    """The persistence flags the deployment gives Redis, so the test runs what compose runs."""
+    command = yaml.safe_load(COMPOSE.read_text())["services"]["redis"]["command"]
+    assert command[0] == "redis-server"
+    return list(command[1:])
+
+
+@contextmanager
+def redis_server(port: int, data: Path) -> Iterator[None]:
+    """A private redis-server on `port`, keeping its files in `data`."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
+    process = subprocess.Popen([*command, *compose_redis_flags()], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield
+    finally:
+        try:
+            client.shutdown()  # saves, as `docker compose restart redis` would
+        except redis.ConnectionError:
+            pass
+        process.wait(timeout=30)
+        client.close()
+
+
+def test_jobs_queued_before_a_redis_restart_all_run_after_it(tmp_path: Path) -> None:
+    port, data = free_port(), tmp_path / "redis"
+    data.mkdir()
+    broker_url = f"redis://127.0.0.1:{port}/0"
+    with fresh_postgres_database() as database_url:
+        settings = Settings(
+            data_dir=tmp_path / "data", database_url=database_url, broker_url=broker_url
+        )
+        settings.ensure_dirs()
+        upgrade(database_url)
+        db = Database(database_url)
+        spec = job_spec(
+            model={"arch": "mlp", "config": {"hidden_sizes": [16]}},
+            hyperparameters={"epochs": 1, "batch_size": 128, "layer_diagnostics": False},
+        )
+        with redis_server(port, data):
+            job_queue = JobQueue(make_celery(settings), settings)
+            job_ids = []
+            for _ in range(3):
+                with db.transaction() as session:
+                    job_ids.append(queries.create_job(session, spec=spec, queue="cpu").id)
+                job_queue.enqueue(job_ids[-1], queue="cpu")
+        with redis_server(port, data):  # the same files: the messages are back
+            env = service_env(
+                data_dir=str(settings.data_dir),
+                database_url=database_url,
+                broker_url=broker_url,
+                torch_threads="1",
+            )
+            log = tmp_path / "worker.log"
+            command = ["d2l-service", "worker", "-Q", "cpu", "--concurrency", "1"]
+            with running(command, env, log):
+                deadline = time.monotonic() + 300
+                while time.monotonic() < deadline:
+                    with db.sessions() as session:
+                        statuses = {queries.get_job(session, job_id=i).status for i in job_ids}
+                    if statuses == {"succeeded"}:
+                        break
+                    time.sleep(0.5)
+            assert statuses == {"succeeded"}, log.read_text()[-3000:]
+        db.dispose()
