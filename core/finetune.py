@@ -32,8 +32,13 @@ def resolve_source(session: Session, spec: JobCreate) -> WeightSource:
     if source.job_id is not None:
         job = queries.get_job(session, job_id=source.job_id)
         model_ids = queries.model_ids_for_jobs(session, job_ids=[job.id])
-        if job.status != "succeeded" or job.id not in model_ids:
+        if job.status != "succeeded":
             raise InvalidInputError(f"job {job.id} is {job.status}; fine-tune from a succeeded job")
+        if job.id not in model_ids:
+            raise InvalidInputError(
+                f"job {job.id}'s model was deleted with its checkpoints; fine-tune from another "
+                "job, or upload a state_dict (POST /v1/checkpoints)"
+            )
         checkpoint = queries.get_model(session, model_id=model_ids[job.id]).checkpoint
         parent = JobCreate.model_validate(job.params)
         return WeightSource(

@@ -151,6 +151,14 @@ def test_deleting_a_model_removes_its_checkpoint_files_and_keeps_its_metrics(
     assert job["result"]["test_acc"] == 0.9
     assert client.get(f"/v1/jobs/{job_id}/metrics").json()[0]["value"] == 0.8
     assert client.post(f"/v1/models/{model_id}/predict", json={"inputs": [0]}).status_code == 404
+    finetune = {
+        "kind": "finetune",
+        "model": {"arch": "lenet"},
+        "dataset": {"name": "digits"},
+        "finetune": {"source": {"job_id": job_id}},
+    }
+    refused = client.post("/v1/jobs", json=finetune)
+    assert refused.status_code == 422 and "model was deleted" in refused.json()["detail"]
 
 
 def test_a_trained_model_predicts_by_its_alias(trained: Trained) -> None:
