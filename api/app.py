@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.auth import TokenCheck, caller
 from api.body_limit import BodyLimit
 from api.errors import documented_errors, install_error_handlers, json_error_schemas
+from api.fast_predict import PredictFastPath
 from api.routes import (
     architectures,
     checkpoints,
@@ -16,6 +18,7 @@ from api.routes import (
     events,
     experiments,
     health,
+    job_predictions,
     jobs,
     logs,
     metrics,
@@ -26,7 +29,7 @@ from api.routes import (
 from api.routes import models as model_routes
 from api.routes import predict as predict_routes
 from api.serving import Serving
-from core.artifacts import ArtifactStore
+from core.artifacts import open_artifact_store
 from core.db import Database
 from core.queue import JobQueue, make_celery
 from core.settings import Settings, get_settings
@@ -52,9 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=documented_errors(),
     )
     db = Database(settings.database_url)
-    store = ArtifactStore(settings.artifacts)
+    store = open_artifact_store(settings)
     app.state.settings = settings
     app.state.db = db
+    app.state.token_check = TokenCheck(db, enabled=settings.auth)
     app.state.job_queue = JobQueue(make_celery(settings), settings)
     app.state.serving = Serving(
         db=db,
@@ -68,16 +72,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     json_error_schemas(app)
+    app.add_middleware(PredictFastPath)  # innermost: below the body limit and the metrics
     app.add_middleware(
         BodyLimit,
         upload_max_bytes=settings.upload_max_bytes,
         json_max_bytes=settings.request_max_bytes,
     )
     metrics.install_metrics(app, db=db, settings=settings)  # GET /metrics (Prometheus)
+    app.include_router(predict_routes.router)  # first: the hot path, matched before the rest
+    app.include_router(health.router)  # open: probes and load balancers carry no token
+    app.include_router(ui.router)  # a static page; the data it shows needs the token
     for module in (
-        predict_routes,  # first: the hot path, matched before every other route
-        health,
         jobs,
+        job_predictions,
         events,
         logs,
         metrics,
@@ -89,7 +96,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recipes,
         workers,
         model_routes,
-        ui,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(caller)])
     return app

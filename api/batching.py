@@ -14,7 +14,9 @@ of the forward pass; nor do two clients wait out the whole window for a batch of
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -32,13 +34,23 @@ class PendingRequest:
     future: asyncio.Future[PredictResponse]
 
 
+BatchObserver = Callable[[int, int, float], None]
+
+
 class MicroBatcher:
     """Gathers one model's requests into batches of at most `max_batch` samples."""
 
     def __init__(
-        self, model_id: str, *, executor: Executor, max_batch: int, max_wait_s: float
+        self,
+        model_id: str,
+        *,
+        executor: Executor,
+        max_batch: int,
+        max_wait_s: float,
+        observe: BatchObserver | None = None,
     ) -> None:
         self.model_id = model_id
+        self.observe = observe  # told (samples, requests, seconds) of each forward pass
         self.executor = executor
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -124,7 +136,10 @@ class MicroBatcher:
         """In an executor thread: one forward pass, then each request's own slice of it."""
         loaded = batch[0].loaded
         raws = [request.raw for request in batch]
+        started = time.perf_counter()
         outputs = run_forward(loaded, raws[0] if len(raws) == 1 else torch.cat(raws))
+        if self.observe is not None:
+            self.observe(len(outputs), len(batch), time.perf_counter() - started)
         slices = outputs.split([len(raw) for raw in raws])
         return [
             respond(loaded, self.model_id, part, top_k=request.top_k)

@@ -8,15 +8,18 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from api.auth import OwnerDep
 from api.serving import Serving
+from core.ownership import scope_to_owner
 from core.queue import JobQueue
 from core.settings import Settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session for one request; handlers that write call `session.commit()` themselves."""
+def get_session(request: Request, owner: OwnerDep) -> Iterator[Session]:
+    """A session for one request, seeing only the caller's rows when auth is on; handlers that
+    write call `session.commit()` themselves."""
     with request.app.state.db.sessions() as session:
-        yield session
+        yield scope_to_owner(session, owner)
 
 
 def get_settings_dep(request: Request) -> Settings:

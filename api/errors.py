@@ -22,10 +22,12 @@ def documented_errors() -> dict[int | str, dict[str, Any]]:
     """The error answers any operation may give (OpenAPI `responses` for the whole app)."""
     reasons = {
         400: "Malformed request",
+        401: "Authentication needed (D2L_AUTH=on): send `Authorization: Bearer <token>`",
         404: "No such job, model, dataset or other resource",
         409: "Conflicts with the resource's state (e.g. deleting what is in use)",
         413: "The body is over its size limit",
         422: "Invalid input; `detail` says what to fix",
+        429: "Too many jobs submitted or queued by this owner; retry after `Retry-After` s",
         503: "A service it needs (the broker) is unreachable",
     }
     return {code: {"model": ErrorOut, "description": text} for code, text in reasons.items()}
@@ -33,7 +35,9 @@ def documented_errors() -> dict[int | str, dict[str, Any]]:
 
 async def service_error_handler(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
-    return JSONResponse(status_code=error.status_code, content={"detail": str(error)})
+    return JSONResponse(
+        status_code=error.status_code, content={"detail": str(error)}, headers=error.headers()
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

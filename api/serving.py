@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from starlette.concurrency import run_in_threadpool
 
-from api.batching import MicroBatcher
+from api.batching import BatchObserver, MicroBatcher
 from api.model_cache import ModelCache, RefCache
 from core import model_registry
-from core.artifacts import ArtifactStore
+from core.artifacts import BaseArtifactStore
 from core.datasets.images import DEFAULT_MAX_PIXELS
 from core.db import Database
 from core.inference import LoadedModel, as_batch, images_batch, load_model
+from core.ownership import scope_to_owner
 from core.schemas import PredictRequest, PredictResponse
 
 REF_TTL_S = 1.0  # how long a model reference (id or alias) is trusted without the database
@@ -36,7 +37,7 @@ class Serving:
         self,
         *,
         db: Database,
-        store: ArtifactStore,
+        store: BaseArtifactStore,
         device: str,
         capacity: int,
         max_bytes: int = 2 * 2**30,
@@ -53,6 +54,8 @@ class Serving:
         self.cache = ModelCache(max_bytes=max_bytes, max_models=capacity)
         self.refs = RefCache(REF_TTL_S)
         self.executor = ThreadPoolExecutor(FORWARD_THREADS, thread_name_prefix="d2l-forward")
+        # Told (samples, requests, seconds) of every forward pass: GET /metrics sets it.
+        self.observe_batch: BatchObserver | None = None
         # A forward pass gives up the GIL in every op and must get it back after each. With the
         # default 5 ms switch interval a busy event loop (many clients) holds it for up to 5 ms
         # each time, so one LeNet pass of ~15 ops could wait ~75 ms: a convoy. Handing the GIL
@@ -63,23 +66,26 @@ class Serving:
         self._load_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def model_id(self, ref: str) -> str:
-        """The id a reference (id or `name:tag`) names now; NotFoundError otherwise."""
-        model_id = self.refs.get(ref)
+    def model_id(self, ref: str, owner: str | None = None) -> str:
+        """The id a reference (id or `name:tag`) names now, among `owner`'s models when auth is
+        on; NotFoundError otherwise."""
+        key = ref if owner is None else f"{owner}\0{ref}"
+        model_id = self.refs.get(key)
         if model_id is None:
             with self.db.sessions() as session:
+                scope_to_owner(session, owner)
                 model_id = model_registry.resolve_model(session, ref=ref).id
-            self.refs.put(ref, model_id)
+            self.refs.put(key, model_id)
         return model_id
 
-    def get(self, ref: str) -> LoadedModel:
+    def get(self, ref: str, owner: str | None = None) -> LoadedModel:
         """The loaded model a reference names, from the cache or from its checkpoint (blocking:
         call it from a thread)."""
-        return self.lookup(ref)[1]
+        return self.lookup(ref, owner)[1]
 
-    def lookup(self, ref: str) -> tuple[str, LoadedModel]:
+    def lookup(self, ref: str, owner: str | None = None) -> tuple[str, LoadedModel]:
         """(model id, loaded model) for a reference; blocking, as `get`."""
-        model_id = self.model_id(ref)
+        model_id = self.model_id(ref, owner)
         loaded = self.cache.get(model_id)
         if loaded is not None:
             return model_id, loaded
@@ -101,25 +107,32 @@ class Serving:
             self._batchers.pop(evicted, None)
         return loaded
 
-    async def resolve(self, ref: str) -> tuple[str, LoadedModel]:
+    async def resolve(self, ref: str, owner: str | None = None) -> tuple[str, LoadedModel]:
         """(model id, loaded model) without blocking the loop: a cache hit costs no thread hop."""
-        model_id = self.refs.get(ref)
+        model_id = self.refs.get(ref if owner is None else f"{owner}\0{ref}")
         loaded = self.cache.get(model_id) if model_id is not None else None
         if model_id is None or loaded is None:
-            return await run_in_threadpool(self.lookup, ref)
+            return await run_in_threadpool(self.lookup, ref, owner)
         return model_id, loaded
 
-    async def predict(self, ref: str, request: PredictRequest) -> PredictResponse:
+    async def predict(
+        self, ref: str, request: PredictRequest, owner: str | None = None
+    ) -> PredictResponse:
         """Class probabilities (or values) for raw samples, preprocessed as in training."""
-        model_id, loaded = await self.resolve(ref)
+        model_id, loaded = await self.resolve(ref, owner)
         raw = as_batch(request.inputs, loaded.preprocessing.raw_shape)
         return await self._batcher(model_id).submit(loaded, raw, top_k=request.top_k)
 
     async def predict_images(
-        self, ref: str, images: list[tuple[str, bytes]], *, top_k: int | None
+        self,
+        ref: str,
+        images: list[tuple[str, bytes]],
+        *,
+        top_k: int | None,
+        owner: str | None = None,
     ) -> PredictResponse:
         """Class probabilities for image files (name, bytes), decoded to the model's raw shape."""
-        model_id, loaded = await self.resolve(ref)
+        model_id, loaded = await self.resolve(ref, owner)
         raw = await run_in_threadpool(
             images_batch, images, loaded.preprocessing, max_pixels=self.max_image_pixels
         )
@@ -133,6 +146,7 @@ class Serving:
                 executor=self.executor,
                 max_batch=self.max_batch,
                 max_wait_s=self.max_wait_s,
+                observe=self.observe_batch,
             )
             self._batchers[model_id] = batcher
         return batcher

@@ -12,7 +12,10 @@ One run, one machine:
 With --pin the servers run on core 0 and this process (the clients) on core 1, so that the client
 does not steal the server's CPU. Needs the `bench` extra (aiohttp).
 
-Run: python bench/inference.py [--pin] [--seconds 5] [--rounds 3] [--write]
+With --peers it compares the service with TorchServe and LitServe instead (bench/inference_peers.py:
+the peers' LeNet and 28x28 body, their load generator; `bash ../shared/peers/setup_peers.sh` first).
+
+Run: python -m bench.inference [--pin] [--seconds 5] [--rounds 3] [--peers] [--write]
 """
 
 from __future__ import annotations
@@ -243,7 +246,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ours_port, bare_port = free_port(), free_port()
         uvicorn_flags = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
         ours = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory"]
-        bare = [sys.executable, __file__, "--serve-bare", str(checkpoint)]
+        bare = [sys.executable, "-m", "bench.inference", "--serve-bare", str(checkpoint)]
         stack.enter_context(
             server(
                 [*ours, *uvicorn_flags, "--port", str(ours_port)],
@@ -305,7 +308,7 @@ def paired(runs: dict[tuple[str, int], list[dict[str, float]]], clients: int) ->
 def report(args: argparse.Namespace, measured: dict[str, Any]) -> str:
     medians, forward, paired_runs = measured["medians"], measured["forward"], measured["paired"]
     pinning = "servers on core 0, clients on core 1" if args.pin else "unpinned"
-    command = "python bench/inference.py " + " ".join(sys.argv[1:])
+    command = "python -m bench.inference " + " ".join(sys.argv[1:])
     lines = [
         f"## Inference serving (CPU, {time.strftime('%Y-%m-%d')})",
         "",
@@ -345,13 +348,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each server per level")
     parser.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
+    parser.add_argument("--peers", action="store_true", help="against TorchServe and LitServe")
+    parser.add_argument("--peers-dir", default=str(ROOT.parent / "shared" / "peers"))
     parser.add_argument("--serve-bare", metavar="CHECKPOINT", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare, args.port)
         return
-    text = report(args, measure(args))
+    if args.peers:
+        from bench.inference_peers import compare_peers, peers_report
+
+        command = "python -m bench.inference " + " ".join(sys.argv[1:])
+        text = peers_report(args, compare_peers(args, server, free_port), command)
+    else:
+        text = report(args, measure(args))
     print(text)
     if args.write:
         with RESULTS.open("a") as results:

@@ -17,6 +17,9 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from core import tokens
+from core.db import Database
+from core.errors import ServiceError
 from core.migrate import upgrade
 from core.settings import get_settings
 from d2l_client.commands import add_client_commands
@@ -123,6 +126,43 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Tokens live in the database, so this runs where the database is reachable (a server)."""
+    migrate()
+    db = Database(get_settings().database_url)
+    try:
+        with db.transaction() as session:
+            if args.token_command == "create":
+                row, secret = tokens.create_token(session, owner=args.owner, name=args.name)
+                print(f"token {row.prefix}... for {row.owner} (shown once):", file=sys.stderr)
+                print(secret)  # alone on stdout: TOKEN=$(d2l-service token create --owner me)
+            elif args.token_command == "list":
+                for row in tokens.list_tokens(session):
+                    state = "revoked" if row.revoked_at else "active"
+                    print(f"{row.id}  {row.prefix}...  {row.owner}  {row.name}  {state}")
+            else:
+                row = tokens.revoke_token(session, token_id=args.token_id)
+                print(f"revoked {row.prefix}... of {row.owner}")
+    except ServiceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        db.engine.dispose()
+    return 0
+
+
+def add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser("token", help="create, list and revoke API tokens (D2L_AUTH=on)")
+    token.set_defaults(handler=cmd_token)
+    actions = token.add_subparsers(dest="token_command", required=True)
+    create = actions.add_parser("create", help="a new token for an owner; prints it once")
+    create.add_argument("--owner", required=True, help="who the token's jobs and models belong to")
+    create.add_argument("--name", default="default", help="a label, e.g. the machine it is for")
+    actions.add_parser("list", help="every token: id, prefix, owner, name, state")
+    revoke = actions.add_parser("revoke", help="revoke a token by id or prefix")
+    revoke.add_argument("token_id")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="d2l-service", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_cmd.set_defaults(handler=cmd_migrate)
+    add_token_commands(commands)
     add_client_commands(commands)  # train, jobs, follow, predict...: HTTP to a running service
     return parser
 

@@ -9,16 +9,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import NotFoundError
+from core.datasets import is_upload_id
+from core.errors import InvalidInputError, NotFoundError
 from core.tables import Dataset, Job
 
 ACTIVE_STATUSES = ("queued", "running")
 
 
-def create_dataset(session: Session, *, meta: dict[str, Any]) -> Dataset:
+def create_dataset(session: Session, *, meta: dict[str, Any], owner: str | None = None) -> Dataset:
     """A row for an upload whose files are in place, from its meta.json contents."""
     dataset = Dataset(
         id=meta["id"],
+        owner=owner,
         name=meta["name"][:255],
         format=meta["format"],
         sha256=meta["sha256"],
@@ -32,6 +34,15 @@ def create_dataset(session: Session, *, meta: dict[str, Any]) -> Dataset:
     session.add(dataset)
     session.flush()
     return dataset
+
+
+def check_visible_upload(session: Session, *, name: str) -> None:
+    """A job may name an uploaded dataset only if the caller can see it (with auth on, one of
+    their own): InvalidInputError (422) otherwise, worded as for an id that never existed."""
+    if is_upload_id(name) and session.get(Dataset, name) is None:
+        raise InvalidInputError(
+            f"no uploaded dataset with id {name!r} (POST /v1/datasets uploads one)"
+        )
 
 
 def get_dataset_row(session: Session, *, dataset_id: str) -> Dataset:

@@ -6,14 +6,20 @@ gets WAL mode and a busy timeout: readers never block the writer, and writers wa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_RETRY_S = 60.0
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -54,6 +60,23 @@ class Database:
         """A session whose work commits on success and rolls back on error."""
         with self.sessions.begin() as session:
             yield session
+
+    def write(self, work: Callable[[Session], T], *, for_s: float = WRITE_RETRY_S) -> T:
+        """`work(session)` in a transaction, tried again while the database is briefly away
+        (a restart, a failover) for up to `for_s`: a training job rides out the gap instead of
+        failing. `work` must be safe to repeat (upserts, state changes to a fixed value)."""
+        delay, deadline = 0.1, time.monotonic() + for_s
+        while True:
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except DBAPIError as error:
+                transient = isinstance(error, OperationalError) or error.connection_invalidated
+                if not transient or time.monotonic() > deadline:
+                    raise
+                log.warning("database write failed (%s); trying again", error.orig)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def dispose(self) -> None:
         """Drop pooled connections (after a fork they belong to the parent)."""

@@ -8,6 +8,17 @@ class ServiceError(Exception):
 
     status_code = 400
 
+    def headers(self) -> dict[str, str]:
+        """Response headers the answer needs (e.g. when to retry)."""
+        return {}
+
+
+class UnauthorizedError(ServiceError):
+    status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
 
 class NotFoundError(ServiceError):
     status_code = 404
@@ -23,3 +34,14 @@ class InvalidInputError(ServiceError):
 
 class UnavailableError(ServiceError):
     status_code = 503
+
+
+class TooManyRequestsError(ServiceError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInputError, NotFoundError
 from core.experiment_schemas import BestRun, Comparison, ExperimentSummary, Goal, RunRow
 from core.queries import LAYER_SPLIT, model_ids_for_jobs
-from core.schemas import JobStatus
+from core.schemas import JobStatus, job_arch, job_model_config
 from core.tables import Experiment, Job, Metric, utcnow
 
 LOWER_IS_BETTER = ("loss", "error", "mse")
@@ -165,7 +165,7 @@ def summarise(
         else BestRun(
             job_id=best.id,
             value=values[best.id],  # type: ignore[arg-type]
-            arch=best.params["model"]["arch"],
+            arch=job_arch(best.params),
             model_id=model_ids_for_jobs(session, job_ids=[best.id]).get(best.id),
             finished_at=best.finished_at,
         ),
@@ -222,13 +222,13 @@ def run_row(
         job_id=job.id,
         status=job.status,
         kind=job.kind,
-        arch=job.params["model"]["arch"],
+        arch=job_arch(job.params),
         dataset=job.params["dataset"]["name"],
         value=value,
         rank=rank,
         settings={path: flat.get(path) for path in varying},
         hyperparameters=job.params.get("hyperparameters", {}),
-        config=job.params["model"].get("config", {}),
+        config=job_model_config(job.params),
         final=final,
         test={
             key: float(value)

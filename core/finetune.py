@@ -32,6 +32,10 @@ def resolve_source(session: Session, spec: JobCreate) -> WeightSource:
     if source.job_id is not None:
         job = queries.get_job(session, job_id=source.job_id)
         model_ids = queries.model_ids_for_jobs(session, job_ids=[job.id])
+        if job.kind == "predict":
+            raise InvalidInputError(
+                f"job {job.id} is a predict job; fine-tune from a train or finetune job"
+            )
         if job.status != "succeeded":
             raise InvalidInputError(f"job {job.id} is {job.status}; fine-tune from a succeeded job")
         if job.id not in model_ids:

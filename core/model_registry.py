@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core import queries
 from core.errors import ConflictError, NotFoundError
 from core.model_schemas import ALIAS_REF, CheckpointRef, ModelOut
+from core.ownership import ALL_OWNERS
 from core.tables import Checkpoint, Model, ModelAlias, utcnow
 
 ALIAS_HINT = "an alias is written name:VERSION, name:latest or name:production"
@@ -79,10 +80,21 @@ def _versions(session: Session, *, name: str) -> dict[int, str]:
     return {int(tag): model_id for tag, model_id in rows if tag.isdigit()}
 
 
+def _name_taken(session: Session, *, name: str) -> bool:
+    """Whether any model, of any owner, answers to `name` (names are one namespace)."""
+    taken = session.scalar(
+        select(ModelAlias.id).where(ModelAlias.name == name).limit(1),
+        execution_options={ALL_OWNERS: True},
+    )
+    return taken is not None
+
+
 def assign_alias(session: Session, *, model: Model, name: str, production: bool) -> None:
     """Give `model` a version under `name` (its existing one, else the next), move `latest` to
     the highest version, and `production` to this model when asked."""
     versions = _versions(session, name=name)
+    if not versions and _name_taken(session, name=name):
+        raise ConflictError(f"the name {name!r} is used by another owner's models; choose another")
     if model.id not in versions.values():
         version = max(versions, default=0) + 1
         session.add(ModelAlias(name=name, tag=str(version), model_id=model.id))

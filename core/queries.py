@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -12,7 +12,11 @@ from sqlalchemy.orm import Session
 
 from core.artifacts import StoredFile
 from core.errors import ConflictError, NotFoundError
+from core.ownership import ALL_OWNERS
 from core.schemas import JobCreate
+
+if TYPE_CHECKING:  # core.predict_jobs imports this module (through the model registry)
+    from core.predict_jobs import PredictJobCreate
 from core.tables import (
     Checkpoint,
     Experiment,
@@ -30,7 +34,10 @@ LAYER_SPLIT = "layers"  # per-layer diagnostics: many rows, left out of job summ
 
 def get_or_create_experiment(session: Session, *, name: str) -> Experiment:
     """The experiment called `name`, created on first use."""
-    experiment = session.scalar(select(Experiment).where(Experiment.name == name))
+    # Across owners: experiment names are one namespace, and each owner sees only their jobs.
+    experiment = session.scalar(
+        select(Experiment).where(Experiment.name == name), execution_options={ALL_OWNERS: True}
+    )
     if experiment is None:
         experiment = Experiment(name=name)
         session.add(experiment)
@@ -38,8 +45,15 @@ def get_or_create_experiment(session: Session, *, name: str) -> Experiment:
     return experiment
 
 
-def create_job(session: Session, *, spec: JobCreate, queue: str) -> Job:
-    """A queued job row holding the validated spec as JSON."""
+def create_job(
+    session: Session,
+    *,
+    spec: JobCreate | PredictJobCreate,
+    queue: str,
+    owner: str | None = None,
+    parent_id: str | None = None,
+) -> Job:
+    """A queued job row holding the validated spec as JSON; `parent_id` links a sweep's trial."""
     experiment = get_or_create_experiment(session, name=spec.experiment)
     job = Job(
         experiment=experiment,
@@ -48,6 +62,8 @@ def create_job(session: Session, *, spec: JobCreate, queue: str) -> Job:
         queue=queue,
         params=spec.model_dump(mode="json"),
         epochs=spec.planned_epochs,
+        owner=owner,
+        parent_id=parent_id,
     )
     session.add(job)
     session.flush()
@@ -63,10 +79,18 @@ def get_job(session: Session, *, job_id: str) -> Job:
 
 
 def list_jobs(
-    session: Session, *, experiment: str | None, status: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    experiment: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    parent: str | None = None,
 ) -> tuple[Sequence[Job], int]:
-    """A page of jobs, newest first, and how many match in all."""
+    """A page of jobs, newest first, and how many match in all (`parent`: a sweep's trials)."""
     query = select(Job)
+    if parent is not None:
+        query = query.where(Job.parent_id == parent)
     if experiment is not None:
         query = query.join(Job.experiment).where(Experiment.name == experiment)
     if status is not None:
@@ -110,11 +134,24 @@ def mark_running(session: Session, *, job: Job, worker: str, device: str) -> Non
     job.error = None
 
 
-def beat(session: Session, *, job_id: str) -> bool:
-    """Refresh a running job's heartbeat; True when someone asked to cancel it."""
+def beat(
+    session: Session, *, job_id: str, step: int = 0, epoch_steps: int = 0
+) -> tuple[bool, bool]:
+    """Refresh a running job's heartbeat and its progress within the epoch; whether it is asked
+    to (cancel, go back to the queue)."""
     job = get_job(session, job_id=job_id)
     job.heartbeat_at = utcnow()
-    return job.cancel_requested
+    job.step, job.epoch_steps = step, epoch_steps
+    return job.cancel_requested, job.requeue_requested
+
+
+def request_requeue(session: Session, *, worker: str) -> list[str]:
+    """Ask every job running on `worker` (which is shutting down) to stop at its next step and
+    go back to the queue; their ids."""
+    jobs = session.scalars(select(Job).where(Job.worker == worker, Job.status == "running")).all()
+    for job in jobs:
+        job.requeue_requested = True
+    return [job.id for job in jobs]
 
 
 def request_cancel(session: Session, *, job: Job) -> None:
@@ -134,16 +171,21 @@ def stale_jobs(session: Session, *, silent_since: datetime) -> Sequence[Job]:
     query = (
         select(Job)
         .where(Job.status == "running")
+        .where(Job.kind != "sweep")  # a sweep runs no code between its steps: no heartbeat
         .where(or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < silent_since))
         .with_for_update(of=Job, skip_locked=True)
     )
     return session.scalars(query).unique().all()
 
 
-def requeue_job(session: Session, *, job: Job) -> None:
-    """Back in the queue after its worker died; the next attempt resumes from its checkpoint."""
+def requeue_job(session: Session, *, job: Job, shutdown: bool = False) -> None:
+    """Back in the queue after its worker died (or, `shutdown`, stopped it to shut down: not a
+    failed attempt); the next attempt resumes from its checkpoint."""
     job.status = "queued"
     job.heartbeat_at = None
+    job.requeue_requested = False
+    if shutdown:
+        job.attempts = max(0, job.attempts - 1)
 
 
 def finish_job(
@@ -280,10 +322,12 @@ def add_uploaded_weights(
     input_size: int,
     stored: StoredFile,
     weights_id: str,
+    owner: str | None = None,
 ) -> UploadedWeights:
     """Record a state_dict that is already durable on disk and checked against its arch."""
     row = UploadedWeights(
         id=weights_id,
+        owner=owner,
         filename=filename,
         arch=arch,
         config=config,
@@ -319,12 +363,20 @@ def register_worker(
 
 
 def touch_worker(session: Session, *, hostname: str, stopped: bool = False) -> None:
-    """The worker is alive now (heartbeat), or has stopped."""
+    """The worker is alive now (heartbeat), or has begun stopping; only a restart
+    (`register_worker`) makes a stopping worker a running one again."""
     worker = session.get(Worker, hostname)
     if worker is None:
         return
     worker.last_seen = utcnow()
-    worker.stopped_at = worker.last_seen if stopped else None
+    if stopped and worker.stopped_at is None:
+        worker.stopped_at = worker.last_seen
+
+
+def worker_stopping(session: Session, *, hostname: str) -> bool:
+    """Whether `hostname` has begun (or finished) shutting down: it must start no more jobs."""
+    worker = session.get(Worker, hostname)
+    return worker is not None and worker.stopped_at is not None
 
 
 def list_workers(session: Session) -> Sequence[Worker]:

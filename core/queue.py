@@ -15,6 +15,8 @@ GPU_QUEUE = "gpu"
 CPU_QUEUE = "cpu"
 QUEUES = (GPU_QUEUE, CPU_QUEUE)
 RUN_JOB_TASK = "d2l.run_job"
+# A sweep's controller: a short task, sent when the sweep is stored and whenever a trial ends.
+SWEEP_STEP_TASK = "d2l.sweep_step"
 # A job's priority as Celery's: with Redis, the worker takes lower numbers first (each queue is
 # split in one list per step). The filesystem broker of the embedded mode keeps arrival order.
 PRIORITIES = {"high": 0, "normal": 3, "low": 6}
@@ -96,6 +98,18 @@ class JobQueue:
             retry=False,
             time_limit=self.settings.hard_time_limit(time_limit_s),
             priority=PRIORITIES[priority],
+        )
+
+    def enqueue_sweep_step(self, sweep_id: str, *, queue: str) -> None:
+        """Ask a worker to advance sweep `sweep_id` (start trials, or conclude it); high
+        priority, so it runs before the trials that wait on the same queue."""
+        self.app.send_task(
+            SWEEP_STEP_TASK,
+            args=[sweep_id],
+            queue=queue,
+            routing_key=queue,
+            retry=False,
+            priority=PRIORITIES["high"],
         )
 
     def check(self) -> None:

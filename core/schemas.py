@@ -24,6 +24,7 @@ import models
 from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
 from core.hyperparameters import Hyperparameters
 from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe
+from core.sweep_schemas import SweepSettings, trial_body
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -171,7 +172,7 @@ class JobCreate(Frozen):
         default=None,
         description="The recipe's variant, e.g. 'digits' where the book's data is absent.",
     )
-    kind: Literal["train", "kfold", "finetune"] = "train"
+    kind: Literal["train", "kfold", "finetune", "sweep"] = "train"
     experiment: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     model: ModelSpec
     dataset: DatasetSpec
@@ -193,6 +194,11 @@ class JobCreate(Frozen):
 
     kfold: KFold | None = Field(default=None, description="Only for kind 'kfold'.")
     finetune: FineTune | None = Field(default=None, description="Only for kind 'finetune'.")
+    sweep: SweepSettings | None = Field(
+        default=None,
+        description="Only for kind 'sweep': each trial is this body (a train job, or a "
+        "finetune job when it has finetune settings) with the trial's sampled values.",
+    )
     priority: Literal["high", "normal", "low"] = Field(
         default="normal",
         description="With Redis, waiting jobs start in this order (the embedded broker keeps "
@@ -216,11 +222,42 @@ class JobCreate(Frozen):
     def _settings_match_kind(self) -> JobCreate:
         if self.kind != "kfold" and self.kfold is not None:
             raise ValueError("kfold settings need kind 'kfold'")
-        if (self.kind == "finetune") != (self.finetune is not None):
+        if self.kind == "finetune" and self.finetune is None:
             raise ValueError("kind 'finetune' needs finetune settings, and only it takes them")
+        if self.finetune is not None and self.kind not in ("finetune", "sweep"):
+            raise ValueError("finetune settings need kind 'finetune' (or 'sweep', to tune one)")
+        if (self.kind == "sweep") != (self.sweep is not None):
+            raise ValueError("kind 'sweep' needs sweep settings, and only it takes them")
         if self.kind == "kfold":
             self.candidate_specs()  # each candidate must be a valid job of its own
+        if self.sweep is not None:
+            self._check_sweep(self.sweep)
         return self
+
+    def _check_sweep(self, sweep: SweepSettings) -> None:
+        """Each choice and each range bound must make a valid trial, scored by the metric."""
+        if sweep.metric.startswith("val_") and self.dataset.val_fraction == 0:
+            raise ValueError(f"sweep.metric {sweep.metric} needs dataset.val_fraction > 0")
+        name = self.dataset.name
+        if sweep.metric == "val_acc" and not is_upload_id(name):
+            if get_dataset(name).task == "regression":
+                raise ValueError(f"sweep.metric: {name} is a regression dataset; use val_loss")
+        for values in sweep.checked_values():
+            self.trial_spec(values)
+
+    def trial_spec(self, values: dict[str, Any]) -> JobCreate:
+        """A sweep's trial: this body as a train (or finetune) job, with `values` written at
+        their dotted paths; ValueError naming the field when that is no valid job."""
+        base = self.model_dump(mode="json", exclude={"kind", "sweep", *RECIPE_FIELDS})
+        base["kind"] = "finetune" if self.finetune is not None else "train"
+        try:
+            return JobCreate.model_validate(trial_body(base, values))
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            shown = ", ".join(f"{path}={value!r}" for path, value in values.items())
+            raise ValueError(f"sweep.space ({shown}): {problems}") from None
 
     def candidate_specs(self) -> list[tuple[str, JobCreate]]:
         """(label, train spec) of each configuration a k-fold job compares."""
@@ -252,6 +289,8 @@ class JobCreate(Frozen):
         Non-parametric attention pooling has nothing to learn: it evaluates once (one epoch)."""
         if self.model.arch == "nadaraya_watson" and not self.model_options.get("parametric"):
             return 1
+        if self.kind == "sweep" and self.sweep is not None:
+            return self.sweep.total_trials * self.hyperparameters.epochs
         if self.kind != "kfold":
             return self.hyperparameters.epochs
         k = (self.kfold or KFold()).k
@@ -331,7 +370,7 @@ class JobCreate(Frozen):
 
     def _fits_regression(self) -> None:
         """What the regression engine (worker/regression.py) does not do, refused up front."""
-        if self.kind != "train":
+        if self.kind not in ("train", "sweep"):
             raise ValueError(
                 f"kind {self.kind!r} is not available for regression datasets; use kind 'train'"
             )
@@ -358,8 +397,10 @@ class JobCreate(Frozen):
 
 
 class Progress(BaseModel):
-    epoch: int
-    epochs: int
+    epoch: int = Field(description="Epochs done.")
+    epochs: int = Field(description="Epochs planned (k-fold: every fold's and the final run's).")
+    step: int = Field(default=0, description="Steps done in the epoch under way (live).")
+    steps: int = Field(default=0, description="Steps in that epoch; 0 until it is known.")
 
 
 class JobOut(BaseModel):
@@ -447,3 +488,16 @@ class RegressionPrediction(BaseModel):
 class PredictResponse(BaseModel):
     model_id: str
     predictions: list[Prediction] | list[RegressionPrediction]
+
+
+def job_arch(params: dict[str, Any]) -> str:
+    """What a stored job request trains: its architecture; a predict job names a trained model
+    (id or alias) instead (core/predict_jobs.py)."""
+    model = params["model"]
+    return str(model["arch"]) if isinstance(model, dict) else f"model {model}"
+
+
+def job_model_config(params: dict[str, Any]) -> dict[str, Any]:
+    """The builder options a stored job request gives (none for a predict job)."""
+    model = params["model"]
+    return dict(model.get("config", {})) if isinstance(model, dict) else {}

@@ -7,9 +7,10 @@ The defaults give the embedded mode (SQLite file, filesystem broker, artifacts o
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,18 @@ class Settings(BaseSettings):
     database_url: str = ""
     broker_url: str = ""
     artifact_dir: Path | None = None
+    artifact_url: str = Field(
+        default="",
+        description="Store checkpoints under this fsspec URL instead of artifact_dir: "
+        "s3://bucket/prefix (S3 or MinIO; the `s3` extra), or memory:// in tests. Empty: the "
+        "directory artifact_dir.",
+    )
+    artifact_storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options for artifact_url's filesystem as JSON, e.g. "
+        '{"endpoint_url": "http://minio:9000"} for s3fs. Credentials come from the standard '
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables (or may be given here).",
+    )
     inference_device: str = "cpu"
     model_cache_size: int = Field(default=8, ge=1, le=1024)
     model_cache_bytes: int = Field(
@@ -77,6 +90,22 @@ class Settings(BaseSettings):
         description="Replace a worker child whose resident memory passed this after a job "
         "(leaks from one job never reach the next); 0: no bound.",
     )
+    auth: bool = Field(
+        default=False,
+        description="on: every endpoint but health, readiness and the docs needs an API token "
+        "(`d2l-service token create`), and each owner sees only their own jobs, datasets and "
+        "models.",
+    )
+    submit_rate_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Most jobs one owner may submit in any 60 s (429 beyond); 0: no bound.",
+    )
+    max_queued_per_owner: int = Field(
+        default=100,
+        ge=0,
+        description="Most jobs one owner may have waiting in the queue (429 beyond); 0: no bound.",
+    )
     log_level: LogLevel = "INFO"
     torch_threads: int = Field(
         default=0,
@@ -117,6 +146,20 @@ class Settings(BaseSettings):
         if not path.is_absolute():
             raise ValueError(f"must be an absolute path, got {str(path)!r}")
         return path
+
+    @field_validator("artifact_url")
+    @classmethod
+    def _artifact_url(cls, url: str) -> str:
+        if not url:
+            return url
+        scheme, separator, rest = url.partition("://")
+        if not separator or not scheme or not rest:
+            raise ValueError(f"must be a URL such as s3://bucket/prefix, got {url!r}")
+        if scheme == "file" and not rest.startswith("/"):
+            raise ValueError(f"a file:// URL needs an absolute path, got {url!r}")
+        if scheme in ("s3", "s3a") and importlib.util.find_spec("s3fs") is None:
+            raise ValueError("s3:// needs s3fs: pip install 'd2l-service[s3]'")
+        return url
 
     @field_validator("inference_device")
     @classmethod

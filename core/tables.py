@@ -84,6 +84,17 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     heartbeat_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Its worker is shutting down: stop at the next step and go back to the queue.
+    requeue_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Live progress within the current epoch, written with the heartbeat (not per step).
+    step: Mapped[int] = mapped_column(default=0, server_default="0")
+    epoch_steps: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Who submitted it (the API token's owner; None when auth is off), and the sweep a trial
+    # belongs to.
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
 
     experiment: Mapped[Experiment] = relationship(back_populates="jobs", lazy="joined")
 
@@ -164,6 +175,7 @@ class Dataset(Base):
     counts: Mapped[dict[str, Any]]
     num_examples: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)
 
 
 class UploadedWeights(Base):
@@ -182,6 +194,22 @@ class UploadedWeights(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)
+
+
+class ApiToken(Base):
+    """An API token: only its sha256 is stored; the secret is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class Worker(Base):

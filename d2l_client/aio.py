@@ -86,6 +86,42 @@ class AsyncClient:
         body = job_body("kfold", arch=arch, dataset=dataset, kfold=kfold, **options)
         return await self.submit(body)
 
+    async def sweep(
+        self,
+        *,
+        arch: str,
+        dataset: str,
+        space: dict[str, Any],
+        trials: int | None = None,
+        max_concurrent: int | None = None,
+        search: str | None = None,
+        metric: str | None = None,
+        prune: str | None = None,
+        sweep_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncJob:
+        settings = calls.sweep_settings(
+            space,
+            trials=trials,
+            max_concurrent=max_concurrent,
+            search=search,
+            metric=metric,
+            prune=prune,
+            **(sweep_options or {}),
+        )
+        body = job_body("sweep", arch=arch, dataset=dataset, sweep=settings, **options)
+        return await self.submit(body)
+
+    async def predict_job(self, model: str, *, dataset: str, **options: Any) -> AsyncJob:
+        """As Client.predict_job."""
+        return await self.submit(calls.predict_job_body(model, dataset=dataset, **options))
+
+    async def predictions(self, job_id: str) -> bytes:
+        return (await self.send(Call("GET", f"/v1/jobs/{job_id}/predictions"))).content
+
+    async def trials(self, sweep_id: str, **filters: Any) -> JobPage:
+        return await self.list_jobs(parent=sweep_id, **filters)
+
     async def job(self, job_id: str) -> AsyncJob:
         return AsyncJob(self, await self.get_job(job_id))
 

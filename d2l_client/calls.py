@@ -49,6 +49,50 @@ def job_body(
     return body
 
 
+def predict_job_body(
+    model: str,
+    *,
+    dataset: str,
+    split: str | None = None,
+    top_k: int | None = None,
+    format: str | None = None,
+    device: str | None = None,
+    experiment: str | None = None,
+) -> dict[str, Any]:
+    """A POST /v1/jobs body that predicts a whole dataset split on a worker."""
+    dataset_spec: dict[str, Any] = {"name": dataset, **clean(split=split)}
+    return {
+        "kind": "predict",
+        "model": model,
+        "dataset": dataset_spec,
+        **clean(top_k=top_k, format=format, device=device, experiment=experiment),
+    }
+
+
+def sweep_settings(
+    space: dict[str, Any],
+    *,
+    trials: int | None = None,
+    max_concurrent: int | None = None,
+    search: str | None = None,
+    metric: str | None = None,
+    direction: str | None = None,
+    prune: str | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """A sweep's `sweep` section; settings left at None take the server's defaults."""
+    return clean(
+        space=space,
+        trials=trials,
+        max_concurrent=max_concurrent,
+        search=search,
+        metric=metric,
+        direction=direction,
+        prune=prune,
+        **more,
+    )
+
+
 def metrics(
     job_id: str,
     *,
@@ -62,9 +106,14 @@ def metrics(
 
 
 def list_jobs(
-    *, experiment: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    *,
+    experiment: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    parent: str | None = None,
 ) -> Call:
-    params = clean(experiment=experiment, status=status, limit=limit, offset=offset)
+    params = clean(experiment=experiment, status=status, limit=limit, offset=offset, parent=parent)
     return Call("GET", "/v1/jobs", params)
 
 

@@ -1,8 +1,9 @@
 """The `d2l-service` commands that talk to a running service over HTTP (through `Client`).
 
-`train`, `finetune`, `kfold`, `jobs`, `show`, `follow`, `logs`, `predict`, `models`, `curves`,
-`compare`; each takes `--url` (default: $D2L_URL, else http://127.0.0.1:8000) and `--token`
-($D2L_TOKEN). Registered on the server's own parser by `core.cli`, so one command does both.
+`train`, `finetune`, `kfold`, `sweep`, `jobs`, `show`, `follow`, `logs`, `predict`, `models`,
+`curves`, `compare`; each takes `--url` (default: $D2L_URL, else http://127.0.0.1:8000) and
+`--token` ($D2L_TOKEN). Registered on the server's own parser by `core.cli`, so one command
+does both.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from d2l_client.calls import job_body
+from d2l_client.calls import job_body, sweep_settings
 from d2l_client.client import Client
 from d2l_client.progress import follow_job
 from d2l_client.tables import format_table
@@ -91,6 +92,56 @@ def cmd_kfold(client: Client, args: argparse.Namespace) -> int:
     kfold = {"k": args.k, "candidates": [parse_candidate(c) for c in args.candidate]}
     body = job_body("kfold", kfold=kfold, **job_options(args))
     return submit_and_maybe_follow(client, body, args)
+
+
+def parse_space(pairs: Sequence[str]) -> dict[str, Any]:
+    """`lr=0.01,0.1` (choices), `dropout=0.1:0.5` (a range), `lr=1e-4:1:log`,
+    `hidden_sizes=[64],[128,64]` (choices that are JSON lists)."""
+    space: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key or not raw:
+            raise SystemExit(f"--space: expected KEY=CHOICES or KEY=LOW:HIGH, got {pair!r}")
+        bounds = raw.split(":")
+        if len(bounds) in (2, 3) and not raw.startswith("["):
+            try:
+                low, high = json.loads(bounds[0]), json.loads(bounds[1])
+            except json.JSONDecodeError:
+                raise SystemExit(f"--space {key}: LOW:HIGH must be numbers, got {raw!r}") from None
+            space[key] = {"low": low, "high": high, "log": bounds[2:] == ["log"]}
+            continue
+        try:
+            space[key] = json.loads(f"[{raw}]")
+        except json.JSONDecodeError:
+            space[key] = raw.split(",")  # plain words, e.g. activation=relu,sigmoid
+    return space
+
+
+def cmd_sweep(client: Client, args: argparse.Namespace) -> int:
+    settings = sweep_settings(
+        parse_space(args.space),
+        trials=args.trials,
+        max_concurrent=args.max_concurrent,
+        search=args.search,
+        metric=args.metric,
+        direction=args.direction,
+        prune=args.prune,
+    )
+    body = job_body("sweep", sweep=settings, **job_options(args))
+    job = client.submit(body)
+    print(f"sweep {job.id} {job.status}", file=sys.stderr)
+    if not args.follow:
+        print(job.id)
+        return 0
+    code = follow_job(client, job.id)
+    result = client.get_job(job.id).get("result") or {}
+    if result.get("best_trial"):
+        best = json.dumps(result["best_params"])
+        print(
+            f"best trial {result['best_trial']}: {result['metric']}="
+            f"{result['best_value']:.4g} {best}"
+        )
+    return code
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:

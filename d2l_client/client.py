@@ -100,6 +100,47 @@ class Client:
         """k-fold model selection: `kfold={"k": 5, "candidates": [...]}`."""
         return self.submit(job_body("kfold", arch=arch, dataset=dataset, kfold=kfold, **options))
 
+    def sweep(
+        self,
+        *,
+        arch: str,
+        dataset: str,
+        space: dict[str, Any],
+        trials: int | None = None,
+        max_concurrent: int | None = None,
+        search: str | None = None,
+        metric: str | None = None,
+        prune: str | None = None,
+        sweep_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """A hyperparameter sweep: each trial is a train job of its own (`trials(sweep_id)`);
+        `space={"lr": [0.05, 0.1], "dropout": {"low": 0.1, "high": 0.5}}`, `search` grid or
+        random, `prune` none, median or asha. The finished sweep's result names `best_trial`."""
+        settings = calls.sweep_settings(
+            space,
+            trials=trials,
+            max_concurrent=max_concurrent,
+            search=search,
+            metric=metric,
+            prune=prune,
+            **(sweep_options or {}),
+        )
+        return self.submit(job_body("sweep", arch=arch, dataset=dataset, sweep=settings, **options))
+
+    def predict_job(self, model: str, *, dataset: str, **options: Any) -> Job:
+        """Predict a whole dataset split on a worker (`split`, `top_k`, `format` jsonl or csv,
+        `device`); when it has succeeded, `predictions(job_id)` downloads the file."""
+        return self.submit(calls.predict_job_body(model, dataset=dataset, **options))
+
+    def predictions(self, job_id: str) -> bytes:
+        """The file a succeeded predict job wrote (JSON lines or CSV)."""
+        return self.send(Call("GET", f"/v1/jobs/{job_id}/predictions")).content
+
+    def trials(self, sweep_id: str, **filters: Any) -> JobPage:
+        """A sweep's trials (GET /v1/jobs?parent=SWEEP_ID), newest first."""
+        return self.list_jobs(parent=sweep_id, **filters)
+
     def job(self, job_id: str) -> Job:
         """A handle on an existing job (fetched now: an unknown id raises APIError 404)."""
         return Job(self, self.get_job(job_id))
@@ -108,7 +149,7 @@ class Client:
         return cast(JobInfo, self._json(Call("GET", f"/v1/jobs/{job_id}")))
 
     def list_jobs(self, **filters: Any) -> JobPage:
-        """`experiment`, `status`, `limit`, `offset`."""
+        """`experiment`, `status`, `parent` (a sweep's id), `limit`, `offset`."""
         return cast(JobPage, self._json(calls.list_jobs(**filters)))
 
     def metrics(self, job_id: str, **options: Any) -> list[MetricPoint]:

@@ -90,6 +90,23 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         help="a configuration to compare (repeat), e.g. wd1e-3:weight_decay=0.001",
     )
 
+    sweep = add("sweep", cli.cmd_sweep, "a hyperparameter sweep: each trial a job of its own")
+    job_arguments(sweep)
+    sweep.add_argument(
+        "--space",
+        action="append",
+        required=True,
+        metavar="KEY=CHOICES|LOW:HIGH[:log]",
+        help="what to vary (repeat): lr=0.01,0.1  dropout=0.1:0.5  lr=1e-4:1:log  "
+        "hidden_sizes=[64],[128,64]; a bare KEY is a hyperparameter, else a net option",
+    )
+    sweep.add_argument("--search", choices=["random", "grid"], default=None)
+    sweep.add_argument("--trials", type=int, help="default: the grid's size, or 10")
+    sweep.add_argument("--max-concurrent", type=int, dest="max_concurrent", default=None)
+    sweep.add_argument("--metric", choices=["val_acc", "val_loss"], default=None)
+    sweep.add_argument("--direction", choices=["maximize", "minimize"], default=None)
+    sweep.add_argument("--prune", choices=["none", "median", "asha"], default=None)
+
     jobs = add("jobs", cli.cmd_jobs, "list jobs, newest first")
     jobs.add_argument("--experiment")
     jobs.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])

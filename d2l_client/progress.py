@@ -33,8 +33,10 @@ def describe_end(job: dict[str, Any]) -> str:
 def apply(bar: tqdm, event: Event) -> None:  # type: ignore[type-arg]
     """One event moves the bar: progress sets it, metrics show beside it, status names it."""
     if event.kind == "progress":
+        steps = event.data.get("epoch_steps") or 0  # within the epoch under way, when known
+        within = event.data.get("epoch_step", 0) / steps if steps else 0.0
         bar.total = event.data["epochs"]
-        bar.n = event.data["epoch"]
+        bar.n = round(event.data["epoch"] + within, 2)
         bar.refresh()
     elif event.kind == "metrics":
         run = event.data.get("run")

@@ -10,6 +10,8 @@ from typing import Any, TypedDict
 class Progress(TypedDict):
     epoch: int
     epochs: int
+    step: int  # steps done in the epoch under way (while running)
+    steps: int  # steps in that epoch; 0 until known
 
 
 class JobInfo(TypedDict, total=False):

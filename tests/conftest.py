@@ -21,6 +21,7 @@ class RecordingQueue:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.steps: list[str] = []  # sweeps whose controller step was asked for
         self.fail_with: Exception | None = None
 
     def enqueue(
@@ -34,6 +35,11 @@ class RecordingQueue:
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append((job_id, queue))
+
+    def enqueue_sweep_step(self, sweep_id: str, *, queue: str) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.steps.append(sweep_id)
 
     def check(self) -> None:
         if self.fail_with is not None:

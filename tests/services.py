@@ -7,10 +7,14 @@ D2L_REQUIRE_SERVICES=1 (set by .ci/run), which turns that skip into a failure.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -73,3 +77,66 @@ def fresh_redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL server (its own data directory and port) that a test may stop and
+    start at will without disturbing the shared one."""
+
+    def __init__(self, port: int) -> None:
+        # Its own directory under /tmp: pytest's tmp_path is private to root, not to `postgres`.
+        self._root = Path(tempfile.mkdtemp(prefix="d2l-pg-"))
+        self.data, self.port = self._root / "pgdata", port
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self._root, "postgres")
+        self._run(str(PG_BIN[-1] / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self._root / "server.log")  # not our pipe: the server outlives pg_ctl
+        self._run(
+            str(PG_BIN[-1] / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            log,
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self._run(str(PG_BIN[-1] / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+@contextmanager
+def private_postgres(port: int) -> Iterator[PrivatePostgres]:
+    """A running PrivatePostgres, stopped afterwards; skips (or fails under
+    D2L_REQUIRE_SERVICES=1) where PostgreSQL's server programs are not installed."""
+    if not PG_BIN:
+        reason = "PostgreSQL's server programs (initdb, pg_ctl) are not installed"
+        if os.environ.get("D2L_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason}, and D2L_REQUIRE_SERVICES=1 requires them")
+        pytest.skip(reason)
+    server = PrivatePostgres(port)
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(server._root, ignore_errors=True)

@@ -10,9 +10,16 @@ import logging
 import threading
 from typing import Any
 
-from celery.signals import setup_logging, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    setup_logging,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from core import queries
+from core.artifacts import open_artifact_store
 from core.db import Database
 from core.queue import JobQueue, make_celery
 from core.settings import get_settings
@@ -43,6 +50,9 @@ log = logging.getLogger(__name__)
 
 
 def _hostname(sender: Any) -> str:
+    """The worker's name, from a signal's sender (a consumer, a worker, or the name itself)."""
+    if isinstance(sender, str):
+        return sender
     return str(getattr(sender, "hostname", None) or app.conf.get("worker_hostname") or "worker")
 
 
@@ -57,6 +67,9 @@ def _announce(sender: Any = None, **_: Any) -> None:
     with database.transaction() as session:
         queries.register_worker(session, hostname=hostname, queues=queues, devices=inventory())
     log.info("worker %s consumes %s", hostname, ", ".join(queues) or "nothing")
+    removed = open_artifact_store(settings).remove_partial_writes()
+    if removed:
+        log.info("removed %d temp files of checkpoint writes killed midway", removed)
     threading.Thread(target=_heartbeat, args=(hostname,), daemon=True, name="heartbeat").start()
 
 
@@ -78,6 +91,24 @@ def _heartbeat(hostname: str) -> None:
             )
         except Exception as error:  # noqa: BLE001  (a missed beat must not kill the worker)
             log.warning("heartbeat of %s failed: %s", hostname, error)
+
+
+@worker_shutting_down.connect
+def _step_aside(sender: Any = None, how: str = "Warm", **_: Any) -> None:
+    """Warm shutdown (SIGTERM): the running jobs stop at their next step (within a heartbeat
+    period) and go back to the queue, so the worker exits well inside a container's stop grace
+    period and another worker resumes them from their checkpoints."""
+    hostname = _hostname(sender)
+    try:
+        with database.transaction() as session:
+            job_ids = queries.request_requeue(session, worker=hostname)
+            # Marked stopping: a job it still receives before its consumer stops goes back too.
+            queries.touch_worker(session, hostname=hostname, stopped=True)
+    except Exception as error:  # noqa: BLE001  (the reaper requeues them later anyway)
+        log.warning("could not ask %s's jobs to step aside: %s", hostname, error)
+        return
+    if job_ids:
+        log.info("%s shutdown: jobs %s stop and go back to the queue", how, ", ".join(job_ids))
 
 
 @worker_shutdown.connect

@@ -7,8 +7,9 @@ NCCL between them. Rank 0 records metrics and checkpoints through the same callb
 in-process job uses; every rank reads the job from the database by id, as a task does.
 
 Run by the launcher, never by hand: `python -m worker.distributed JOB_ID --data-dir DIR
---artifact-dir DIR --database-url-file FILE --result FILE [--backend nccl|gloo]`. The database
-URL travels in a private file, never on the command line, where `ps` would show its password.
+--artifact-url DIR|URL --database-url-file FILE --result FILE [--backend nccl|gloo]`. The
+database URL travels in a private file, never on the command line, where `ps` would show its
+password; object-store credentials come from the settings (environment) the ranks inherit.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from core.artifacts import ArtifactStore
+from core.artifacts import BaseArtifactStore, open_artifact_url
 from core.db import Database
 from core.settings import get_settings
 from worker.training_state import Callbacks, JobCancelled, Shard
@@ -48,7 +49,7 @@ def launch(
     *,
     processes: int,
     db: Database,
-    store: ArtifactStore,
+    store: BaseArtifactStore,
     data_dir: Path,
     backend: str = "nccl",
     should_stop: Callable[[], bool] = lambda: False,
@@ -72,7 +73,7 @@ def launch(
             "worker.distributed",
             job_id,
             f"--data-dir={data_dir}",
-            f"--artifact-dir={store.root}",
+            f"--artifact-url={store.url}",
             f"--database-url-file={url_file}",
             f"--result={result_file}",
             f"--backend={backend}",
@@ -126,7 +127,7 @@ def rank_main(argv: list[str] | None = None) -> int:
         torch.cuda.set_device(device)
     runner = JobRunner(
         db=Database(args.database_url_file.read_text().strip()),
-        store=ArtifactStore(args.artifact_dir),
+        store=open_artifact_url(args.artifact_url, settings.artifact_storage_options),
         data_dir=args.data_dir,
         worker_name=f"rank{rank}",
     )
@@ -150,7 +151,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m worker.distributed")
     parser.add_argument("job_id")
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--artifact-dir", type=Path, required=True)
+    parser.add_argument("--artifact-url", required=True, help="a directory or fsspec URL")
     parser.add_argument("--database-url-file", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--backend", choices=("nccl", "gloo"), default="nccl")

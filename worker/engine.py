@@ -41,6 +41,7 @@ from worker.training_state import (
     JobCancelled,
     MetricValues,
     Shard,
+    StepProgress,
     TrainState,
 )
 
@@ -89,9 +90,12 @@ def train_epoch(
     first_step, diagnostics = state.step, {}
     precision = autocast(hp, device)
     started = time.perf_counter()
+    progress = state.progress
+    progress.done, progress.total = 0, len(batches)
     for i, index in enumerate(batches):
         if state.should_stop():
             raise JobCancelled(f"stopped in epoch {epoch}, before step {state.step + 1}")
+        progress.done = i
         inputs, targets = split.inputs[index], split.targets[index]
         if state.augment is not None:
             inputs = state.augment(inputs)
@@ -107,6 +111,7 @@ def train_epoch(
         step_optimizer(state)
         step_losses[i] = loss.detach()
         predicted.append(logits.detach().argmax(dim=1))
+    progress.done = len(batches)
     elapsed = time.perf_counter() - started
     mine = torch.cat(batches)
     correct = (torch.cat(predicted) == split.targets[mine]).sum()
@@ -278,6 +283,7 @@ def run_training(
     shard: Shard = SINGLE,
     should_stop: Callable[[], bool] = lambda: False,
     resume: dict[str, Any] | None = None,
+    progress: StepProgress | None = None,
 ) -> Outcome:
     """Train a fresh net on `train` (or go on from `resume`, a checkpoint payload of an earlier
     attempt), evaluating on `val` each epoch (when given).
@@ -288,6 +294,8 @@ def run_training(
     torch.manual_seed(hp.seed)  # the same initial weights on every rank
     state = new_state(spec, data, device, train_size=len(train), warmstart=warmstart, shard=shard)
     state.should_stop = should_stop
+    if progress is not None:
+        state.progress = progress
     if shard.rank:  # but each rank its own augmentation draws
         torch.manual_seed(hp.seed + shard.rank)
     train = to_device(train, device)
@@ -349,6 +357,7 @@ def fit(
         shard=shard,
         should_stop=callbacks.should_stop,
         resume=resume,
+        progress=callbacks.progress,
     )
     return summarise(outcome, data, device)
 

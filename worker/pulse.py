@@ -1,4 +1,4 @@
-"""A running job's heartbeat, and its ear for a cancel request.
+"""A running job's heartbeat, and its ear for a cancel request or its worker's shutdown.
 
 A thread beside the training loop writes the job's `heartbeat_at` every few seconds and reads
 `cancel_requested` in the same transaction; the loop itself only looks at an event's flag before
@@ -14,6 +14,7 @@ from types import TracebackType
 
 from core import queries
 from core.db import Database
+from worker.training_state import StepProgress
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,16 @@ def beat_period(heartbeat_timeout_s: float) -> float:
 
 class Pulse:
     """`with Pulse(db, job_id, period=...) as pulse:` beats until the block ends;
-    `pulse.cancelled` is set once someone asks to cancel the job."""
+    `pulse.cancelled` is set once someone asks to cancel the job, and `pulse.requeue` (with
+    `cancelled`, so the loop stops the same way) once its worker asks it to step aside."""
 
     def __init__(self, db: Database, job_id: str, *, period: float) -> None:
         self.db = db
         self.job_id = job_id
         self.period = period
         self.cancelled = threading.Event()
+        self.requeue = threading.Event()
+        self.progress = StepProgress()  # the engine writes it; each beat records it
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pulse-{job_id}", daemon=True)
 
@@ -54,7 +58,15 @@ class Pulse:
         while not self._done.wait(self.period):
             try:
                 with self.db.transaction() as session:
-                    if queries.beat(session, job_id=self.job_id):
-                        self.cancelled.set()
+                    cancel, requeue = queries.beat(
+                        session,
+                        job_id=self.job_id,
+                        step=self.progress.done,
+                        epoch_steps=self.progress.total,
+                    )
+                if requeue and not cancel:  # a cancel outranks going back to the queue
+                    self.requeue.set()
+                if cancel or requeue:
+                    self.cancelled.set()
             except Exception as error:  # noqa: BLE001  (a missed beat must not kill the job)
                 log.warning("heartbeat of job %s failed: %s", self.job_id, error)

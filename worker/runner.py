@@ -13,23 +13,35 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sqlalchemy.orm import Session
 
 from core import queries
-from core.artifacts import ArtifactStore
+from core.artifacts import BaseArtifactStore
 from core.datasets import fetch_if_missing, get_dataset
 from core.db import Database
 from core.finetune import lineage, resolve_source
+from core.predict_jobs import PredictJobCreate, parse_job_params
 from core.queries import LAYER_SPLIT
 from core.schemas import FINISHED_STATUSES, JobCreate
-from core.tables import utcnow
+from core.tables import Model, utcnow
 from worker import devices, distributed
 from worker.checkpoints import resumable
 from worker.engine import fit
 from worker.finetune import Warmstart
 from worker.kfold import cross_validate
+from worker.predictions import run_predictions
 from worker.pulse import Pulse, beat_period
 from worker.regression import fit_regression
-from worker.training_state import SINGLE, Callbacks, EpochReport, JobCancelled, Shard
+from worker.sweep_control import pruning, record_pruned
+from worker.sweeps import TrialPruned
+from worker.training_state import (
+    SINGLE,
+    Callbacks,
+    EpochReport,
+    JobCancelled,
+    Shard,
+    StepProgress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +53,15 @@ class JobRunner:
         self,
         *,
         db: Database,
-        store: ArtifactStore,
+        store: BaseArtifactStore,
         data_dir: Path,
         worker_name: str,
         download_datasets: bool = False,
         heartbeat_timeout_s: float = 60.0,
         max_attempts: int = 3,
         job_time_limit_s: float = 86_400.0,
+        on_job_end: Callable[[str], None] | None = None,
+        send_again: Callable[[str, str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
@@ -57,9 +71,20 @@ class JobRunner:
         self.heartbeat_timeout = timedelta(seconds=heartbeat_timeout_s)
         self.max_attempts = max_attempts
         self.job_time_limit_s = job_time_limit_s
+        # Called with the job's id after every delivery (a sweep's trial asks for its next step).
+        self.on_job_end = on_job_end
+        # Publishes (job id, queue, params) again: a job stopped for a warm shutdown goes back.
+        self.send_again = send_again
 
     def run(self, job_id: str) -> None:
-        """Train the job, recording progress, checkpoints and the outcome."""
+        """Train the job, recording progress, checkpoints and the outcome; then `on_job_end`."""
+        try:
+            self._run(job_id)
+        finally:
+            if self.on_job_end is not None:
+                self.on_job_end(job_id)
+
+    def _run(self, job_id: str) -> None:
         started = self._start(job_id)
         if started is None:
             return
@@ -73,23 +98,38 @@ class JobRunner:
                 return pulse.cancelled.is_set() or time.monotonic() > deadline
 
             try:
-                result = self._train(job_id, spec, device, should_stop=should_stop)
+                result = self._train(
+                    job_id, spec, device, should_stop=should_stop, progress=pulse.progress
+                )
+            except TrialPruned as pruned:  # a sweep's pruner stopped it: cancelled, saying so
+                log.info("job %s %s", job_id, pruned)
+                record_pruned(self.db, job_id, pruned)
+                return
             except JobCancelled as stop:
-                if pulse.cancelled.is_set():
+                predicting = isinstance(spec, PredictJobCreate)
+                kept = "" if predicting else "; checkpoints are kept"
+                if pulse.requeue.is_set():
+                    log.info("job %s stopped (%s) for its worker's shutdown", job_id, stop)
+                    self._send_back(job_id)
+                elif pulse.cancelled.is_set():
                     log.info("job %s cancelled: %s", job_id, stop)
-                    self._finish(job_id, "cancelled", f"cancelled: {stop}; checkpoints are kept")
+                    self._finish(job_id, "cancelled", f"cancelled: {stop}{kept}")
                 else:
                     log.warning("job %s hit its time limit of %g s", job_id, limit)
                     self._finish(
                         job_id,
                         "failed",
-                        f"time limit of {limit:g} s reached: {stop}; checkpoints are kept. Ask "
-                        "for a longer time_limit_s or fewer epochs",
+                        f"time limit of {limit:g} s reached: {stop}{kept}. Ask for a longer "
+                        + ("time_limit_s" if predicting else "time_limit_s or fewer epochs"),
                     )
                 return
             except torch.cuda.OutOfMemoryError:
                 log.warning("job %s ran out of GPU memory on %s", job_id, device)
-                self._finish(job_id, "failed", out_of_memory_advice(spec, device))
+                if isinstance(spec, PredictJobCreate):
+                    advice = f"GPU out of memory on {device}: try a smaller batch_size"
+                else:
+                    advice = out_of_memory_advice(spec, device)
+                self._finish(job_id, "failed", advice)
                 return
             except Exception as error:  # the job fails; the worker lives on
                 log.exception("job %s failed", job_id)
@@ -97,20 +137,39 @@ class JobRunner:
                 return
             self._succeed(job_id, spec, result)
 
+    def _send_back(self, job_id: str) -> None:
+        """Queue a job whose worker is shutting down again, not counting this attempt; the next
+        one resumes from its latest checkpoint (the interrupted epoch is trained again, exactly
+        as it would have been)."""
+        with self.db.transaction() as session:
+            job = queries.lock_job(session, job_id=job_id)
+            queries.requeue_job(session, job=job, shutdown=True)
+            queue, params = job.queue, dict(job.params)
+        if self.send_again is not None:
+            self.send_again(job_id, queue, params)
+        log.info("job %s is back in the %s queue", job_id, queue)
+
     def _train(
         self,
         job_id: str,
-        spec: JobCreate,
+        spec: JobCreate | PredictJobCreate,
         device: torch.device,
         *,
         should_stop: Callable[[], bool],
+        progress: StepProgress | None = None,
     ) -> dict[str, Any]:
-        """Run the engine the job needs: k-fold selection, regression, or (fine-)training, the
-        last on every GPU when the job asks for `all` and the worker has several."""
+        """Run the engine the job needs: predictions, k-fold selection, regression, or
+        (fine-)training, the last on every GPU when the job asks for `all` and the worker has
+        several."""
+        if isinstance(spec, PredictJobCreate):
+            return self._predict(job_id, spec, device, should_stop=should_stop, progress=progress)
         if self.download_datasets:
             fetch_if_missing(spec.dataset.name, self.data_dir)
         callbacks = self.callbacks(job_id, spec)
         callbacks.should_stop = should_stop
+        if progress is not None:
+            callbacks.progress = progress
+        callbacks.on_epoch = pruning(self.db, job_id, callbacks.on_epoch)  # a sweep's trial
         if spec.kind == "kfold":
             return cross_validate(spec, device=device, data_dir=self.data_dir, callbacks=callbacks)
         if get_dataset(spec.dataset.name, root=self.data_dir).task == "regression":
@@ -174,7 +233,7 @@ class JobRunner:
                 return payload
         return None
 
-    def _start(self, job_id: str) -> tuple[JobCreate, Any] | None:
+    def _start(self, job_id: str) -> tuple[JobCreate | PredictJobCreate, Any] | None:
         """Claim the job for this worker, unless it is finished, alive elsewhere, or out of
         attempts (a job whose worker keeps dying is failed rather than retried forever)."""
         with self.db.transaction() as session:
@@ -186,6 +245,14 @@ class JobRunner:
             if job.status == "running" and beat and utcnow() - beat < self.heartbeat_timeout:
                 log.info("job %s runs on %s: this delivery is a duplicate", job_id, job.worker)
                 return None
+            if queries.worker_stopping(session, hostname=self.worker_name):
+                # Received in the moment between a SIGTERM and the consumer's stop: not ours.
+                if self.send_again is not None:
+                    self.send_again(job_id, job.queue, dict(job.params))
+                log.info(
+                    "job %s is back in the %s queue: this worker is stopping", job_id, job.queue
+                )
+                return None
             if job.attempts >= self.max_attempts:
                 queries.finish_job(
                     session,
@@ -196,7 +263,7 @@ class JobRunner:
                 )
                 log.warning("job %s failed: out of attempts", job_id)
                 return None
-            spec = JobCreate.model_validate(job.params)
+            spec = parse_job_params(job.params)
             try:
                 device = devices.resolve_device(spec.device)
             except devices.DeviceUnavailableError as error:
@@ -210,7 +277,8 @@ class JobRunner:
                 worker=self.worker_name,
                 device=devices.describe(device, processes),
             )
-        log.info("job %s started: %s on %s", job_id, spec.model.arch, device)
+        what = spec.model if isinstance(spec, PredictJobCreate) else spec.model.arch
+        log.info("job %s started: %s on %s", job_id, what, device)
         return spec, device
 
     def _warmstart(self, spec: JobCreate) -> tuple[Warmstart | None, dict[str, Any] | None]:
@@ -227,8 +295,8 @@ class JobRunner:
         keep = spec.hyperparameters.keep_checkpoints
 
         def on_epoch(report: EpochReport) -> None:
-            with self.db.transaction() as session:
-                queries.record_epoch(
+            self.db.write(  # an upsert: safe to repeat after a lost connection
+                lambda session: queries.record_epoch(
                     session,
                     job_id=job_id,
                     epoch=report.epoch,
@@ -236,6 +304,7 @@ class JobRunner:
                     values=report.metrics,
                     progress=report.progress,
                 )
+            )
             summary = ", ".join(
                 f"{split}_{name}={value:.4g}"
                 for (split, name), value in report.metrics.items()
@@ -246,22 +315,66 @@ class JobRunner:
 
         def on_checkpoint(epoch: int, payload: dict[str, Any]) -> None:
             stored = self.store.save_checkpoint(job_id, epoch, payload)
-            with self.db.transaction() as session:
+
+            def record(session: Session) -> list[str]:
                 queries.add_checkpoint(session, job_id=job_id, epoch=epoch, stored=stored)
-                stale = queries.prune_checkpoints(session, job_id=job_id, keep=keep)
+                return queries.prune_checkpoints(session, job_id=job_id, keep=keep)
+
+            stale = self.db.write(record)
             for path in stale:  # only after the rows are gone: no row points at a missing file
                 self.store.delete(path)
 
         return Callbacks(on_epoch=on_epoch, on_checkpoint=on_checkpoint)
 
-    def _succeed(self, job_id: str, spec: JobCreate, result: dict[str, Any]) -> None:
-        with self.db.transaction() as session:
+    def _predict(
+        self,
+        job_id: str,
+        spec: PredictJobCreate,
+        device: torch.device,
+        *,
+        should_stop: Callable[[], bool],
+        progress: StepProgress | None = None,
+    ) -> dict[str, Any]:
+        """Predict a dataset split with the model resolved at submission (worker/predictions)."""
+        if self.download_datasets:
+            fetch_if_missing(spec.dataset.name, self.data_dir)
+        with self.db.sessions() as session:
+            checkpoint = queries.get_model(session, model_id=str(spec.model_id)).checkpoint
+            path, sha256 = checkpoint.path, checkpoint.sha256
+        payload = self.store.load_checkpoint(path, sha256=sha256)
+        return run_predictions(
+            job_id,
+            spec,
+            payload,
+            device=device,
+            store=self.store,
+            data_dir=self.data_dir,
+            should_stop=should_stop,
+            progress=progress,
+        )
+
+    def _succeed(
+        self, job_id: str, spec: JobCreate | PredictJobCreate, result: dict[str, Any]
+    ) -> None:
+        if isinstance(spec, PredictJobCreate):  # no new model: the predictions are the result
+            with self.db.transaction() as session:
+                # Progress 1 of 1; no metric rows, so no experiment ranks it among trained runs.
+                queries.record_epoch(session, job_id=job_id, epoch=1, step=0, values={})
+                job = queries.get_job(session, job_id=job_id)
+                queries.finish_job(session, job=job, status="succeeded", result=result)
+            log.info("job %s succeeded: %d predictions", job_id, result["count"])
+            return
+
+        def succeed(session: Session) -> Model:
             job = queries.get_job(session, job_id=job_id)
             checkpoint = queries.list_checkpoints(session, job_id=job_id)[-1]
             model = queries.create_model(
                 session, job=job, checkpoint=checkpoint, arch=spec.model.arch
             )
             queries.finish_job(session, job=job, status="succeeded", result=result)
+            return model
+
+        model = self.db.write(succeed)
         log.info(
             "job %s succeeded: test_acc=%s, test_loss=%s, model %s",
             job_id,
@@ -271,9 +384,11 @@ class JobRunner:
         )
 
     def _finish(self, job_id: str, status: str, message: str) -> None:
-        with self.db.transaction() as session:
+        def finish(session: Session) -> None:
             job = queries.get_job(session, job_id=job_id)
             queries.finish_job(session, job=job, status=status, error=message)
+
+        self.db.write(finish)
 
 
 def out_of_memory_advice(spec: JobCreate, device: torch.device) -> str:

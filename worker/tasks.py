@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task
 
-from core.artifacts import ArtifactStore
-from core.job_logs import capture
-from core.queue import RUN_JOB_TASK
+from core.artifacts import open_artifact_store
+from core.job_logs import capture, publish_log
+from core.queue import RUN_JOB_TASK, SWEEP_STEP_TASK, JobQueue
 from worker.app import app, database, settings
 from worker.runner import JobRunner
+from worker.sweep_control import notify_sweep, sweep_step
+
+job_queue = JobQueue(app, settings)
+
+
+def send_again(job_id: str, queue: str, params: dict[str, Any]) -> None:
+    """Publish a job once more (it stepped aside for a warm shutdown), as it was first sent."""
+    job_queue.enqueue(
+        job_id,
+        queue=queue,
+        time_limit_s=params.get("time_limit_s"),
+        priority=params.get("priority", "normal"),
+    )
 
 
 @app.task(name=RUN_JOB_TASK, bind=True)
 def run_job(self: Task, job_id: str) -> None:
     """Train job `job_id`; acks late, so a worker that dies mid-job leaves it to be redelivered."""
+    store = open_artifact_store(settings)
     runner = JobRunner(
         db=database,
-        store=ArtifactStore(settings.artifacts),
+        store=store,
         data_dir=settings.datasets_dir,
         worker_name=self.request.hostname,
         download_datasets=settings.download_datasets,
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         max_attempts=settings.max_attempts,
         job_time_limit_s=settings.job_time_limit_s,
+        on_job_end=lambda ended: notify_sweep(database, job_queue, ended),
+        send_again=send_again,
     )
-    with capture(settings.artifacts, job_id):  # GET /v1/jobs/{id}/logs reads this file
-        runner.run(job_id)
+    try:
+        with capture(settings.artifacts, job_id):  # GET /v1/jobs/{id}/logs reads this file
+            runner.run(job_id)
+    finally:  # with an object store, the API may be on another machine: copy the file there
+        publish_log(store, settings.artifacts, job_id, worker=self.request.hostname or "worker")
+
+
+@app.task(name=SWEEP_STEP_TASK)
+def run_sweep_step(sweep_id: str) -> None:
+    """Advance sweep `sweep_id` (start trials up to its concurrency, or conclude it): a short
+    step, so a sweep never holds a worker while its trials train."""
+    sweep_step(database, job_queue, sweep_id)

@@ -27,6 +27,15 @@ class EpochReport:
 
 
 @dataclass
+class StepProgress:
+    """Where training is within the current epoch: written by the engine at every step (two
+    attribute stores, no call), read by the job's heartbeat thread for live progress."""
+
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
 class Callbacks:
     """How the engine talks to the outside world; every hook is optional.
 
@@ -36,6 +45,7 @@ class Callbacks:
     on_epoch: Callable[[EpochReport], None] = lambda report: None
     on_checkpoint: Callable[[int, dict[str, Any]], None] = lambda epoch, payload: None
     should_stop: Callable[[], bool] = lambda: False
+    progress: StepProgress = field(default_factory=StepProgress)
 
 
 class JobCancelled(RuntimeError):
@@ -83,6 +93,7 @@ class TrainState:
     shard: Shard = SINGLE
     order: torch.Generator = field(default_factory=torch.Generator)  # each epoch's shuffle
     should_stop: Callable[[], bool] = lambda: False
+    progress: StepProgress = field(default_factory=StepProgress)
 
 
 class EarlyStopper:

@@ -11,9 +11,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 import models
+from api.auth import OwnerDep
 from api.deps import SessionDep
 from core import queries
-from core.artifacts import ArtifactStore
+from core.artifacts import BaseArtifactStore
 from core.errors import InvalidInputError
 from core.tables import new_id
 from core.weights import check_loads, read_state_dict
@@ -53,6 +54,7 @@ def parse_config(config: str) -> dict[str, Any]:
 async def upload_checkpoint(
     request: Request,
     session: SessionDep,
+    owner: OwnerDep,
     file: Annotated[UploadFile, File(description="torch.save(net.state_dict()) or safetensors")],
     arch: Annotated[str, Form(description="The architecture the weights belong to.")],
     config: Annotated[str, Form(description="The builder's options as JSON.")] = "{}",
@@ -74,7 +76,7 @@ async def upload_checkpoint(
     shape = {"in_channels": in_channels, "num_classes": num_classes, "input_size": size}
     await run_in_threadpool(check_loads, state_dict, arch=arch, config=options, **shape)
     weights_id = new_id()
-    store: ArtifactStore = request.app.state.serving.store
+    store: BaseArtifactStore = request.app.state.serving.store
     stored = await run_in_threadpool(
         store.save_payload,
         f"uploads/{weights_id}.pt",
@@ -87,6 +89,7 @@ async def upload_checkpoint(
         config=options,
         stored=stored,
         weights_id=weights_id,
+        owner=owner,
         **shape,
     )
     session.commit()

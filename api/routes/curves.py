@@ -11,11 +11,13 @@ import torch
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import OwnerDep
 from api.deps import ServingDep, SessionDep
 from api.serving import Serving
 from core import queries
 from core.errors import InvalidInputError
 from core.plots import Curve, curves_png, heatmap_png
+from core.schemas import job_arch
 
 router = APIRouter(tags=["curves"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
@@ -68,7 +70,7 @@ async def job_curves(job_id: str, session: SessionDep) -> Response:
             for split, name in COURSE_CURVES
         }
         curves = {label: points for label, points in curves.items() if points}
-        title = f"{job.params['model']['arch']} on {job.params['dataset']['name']} ({job.status})"
+        title = f"{job_arch(job.params)} on {job.params['dataset']['name']} ({job.status})"
         png = await run_in_threadpool(curves_png, curves, title=title)
     return Response(content=png, media_type="image/png")
 
@@ -92,7 +94,7 @@ async def experiment_curves(
         raise InvalidInputError(f"experiment {name!r} has no jobs")
     curves: dict[str, Curve] = {}
     for job in jobs:
-        run = f"{job.id[:8]} {job.params.get('recipe') or job.params['model']['arch']}"
+        run = f"{job.id[:8]} {job.params.get('recipe') or job_arch(job.params)}"
         for split, metric_name in wanted:
             rows = queries.list_metrics(session, job_id=job.id, name=metric_name)
             points = [(row.epoch, row.value) for row in rows if row.split == split]
@@ -110,9 +112,9 @@ async def experiment_curves(
 ATTENTION_QUERIES = [i / 10 for i in range(50)]  # the course's test inputs 0, 0.1, ..., 4.9
 
 
-def attention_matrix(serving: Serving, model_id: str) -> list[list[float]]:
+def attention_matrix(serving: Serving, model_id: str, owner: str | None) -> list[list[float]]:
     """Attention weights of the course's test queries over the model's training keys."""
-    loaded = serving.get(model_id)
+    loaded = serving.get(model_id, owner)
     if loaded.memory is None:
         raise InvalidInputError(f"model {model_id} is not an attention-pooling model")
     keys, values = loaded.memory
@@ -127,8 +129,8 @@ def attention_matrix(serving: Serving, model_id: str) -> list[list[float]]:
     summary="Nadaraya-Watson attention weights, test queries x training keys (ch. 11.2)",
     responses=PNG,
 )
-async def attention_heatmap(model_id: str, serving: ServingDep) -> Response:
-    matrix = await run_in_threadpool(attention_matrix, serving, model_id)
+async def attention_heatmap(model_id: str, serving: ServingDep, owner: OwnerDep) -> Response:
+    matrix = await run_in_threadpool(attention_matrix, serving, model_id, owner)
     png = await run_in_threadpool(
         heatmap_png,
         matrix,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import OwnerDep
 from api.deps import SessionDep, SettingsDep
 from core import dataset_queries
 from core.dataset_schemas import DatasetOut
@@ -104,6 +105,7 @@ def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
 async def upload(
     session: SessionDep,
     settings: SettingsDep,
+    owner: OwnerDep,
     file: Annotated[
         UploadFile,
         File(description="ImageFolder .zip/.tar.gz, .npz (x, y), or .csv (header + numbers)"),
@@ -142,7 +144,7 @@ async def upload(
         task=task,
     )
     try:
-        row = dataset_queries.create_dataset(session, meta=meta)
+        row = dataset_queries.create_dataset(session, meta=meta, owner=owner)
         session.commit()
     except BaseException:
         remove_upload(root, meta["id"])

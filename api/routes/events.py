@@ -27,10 +27,12 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import OwnerDep
 from core import queries
 from core.db import Database
 from core.errors import InvalidInputError, ServiceError
 from core.metric_queries import MetricPoint, metrics_after
+from core.ownership import scope_to_owner
 from core.queries import LAYER_SPLIT
 from core.schemas import FINISHED_STATUSES
 from core.tables import Job, utcnow
@@ -62,6 +64,7 @@ class Cursor:
     status: str | None = None
     epoch: int = 0
     step: int = 0
+    in_epoch: int = 0  # steps done in the epoch under way, as last sent
     done: bool = False
 
 
@@ -84,14 +87,20 @@ def metric_events(points: Iterable[MetricPoint]) -> list[Event]:
 
 
 def progress_event(job: Job, step: int) -> Event:
-    """Epochs done of planned, with an estimate of the time left from the pace so far."""
+    """Epochs done of planned and steps done in the epoch under way (from the job's heartbeat),
+    with an estimate of the time left from the pace so far."""
     elapsed = (utcnow() - job.started_at).total_seconds() if job.started_at else None
+    running = job.status == "running" and job.epoch_steps > 0
+    in_epoch = min(job.step, job.epoch_steps) if running else 0
+    done = job.epoch + (in_epoch / job.epoch_steps if running else 0.0)
     eta = None
-    if elapsed is not None and job.epoch > 0:
-        eta = round(elapsed / job.epoch * max(0, job.epochs - job.epoch), 1)
+    if elapsed is not None and done > 0:
+        eta = round(elapsed / done * max(0.0, job.epochs - done), 1)
     data = {
         "epoch": job.epoch,
         "epochs": job.epochs,
+        "epoch_step": in_epoch,
+        "epoch_steps": job.epoch_steps if running else 0,
         "step": step,
         "elapsed_s": None if elapsed is None else round(elapsed, 1),
         "eta_s": eta,
@@ -116,8 +125,9 @@ def poll(session: Session, *, job_id: str, cursor: Cursor) -> list[Event]:
     if points:
         cursor.after_id, cursor.step = points[-1].id, points[-1].step
         events.extend(metric_events(points))
-    if job.epoch != cursor.epoch:
-        cursor.epoch = job.epoch
+    in_epoch = job.step if job.status == "running" else 0
+    if job.epoch != cursor.epoch or in_epoch != cursor.in_epoch:
+        cursor.epoch, cursor.in_epoch = job.epoch, in_epoch
         events.append(progress_event(job, cursor.step))
     if finished:
         if job.status != cursor.status:
@@ -174,12 +184,13 @@ def resume_after(last_event_id: str | None) -> int:
 def job_events(
     job_id: str,
     request: Request,
+    owner: OwnerDep,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Answers 404 at once for an unknown job; otherwise streams until the job ends."""
     db: Database = request.app.state.db
     with db.sessions() as session:  # not a request-long session: the stream may last hours
-        queries.get_job(session, job_id=job_id)
+        queries.get_job(scope_to_owner(session, owner), job_id=job_id)
     cursor = Cursor(after_id=resume_after(last_event_id))
     return StreamingResponse(
         event_stream(db, job_id, cursor),

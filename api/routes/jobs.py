@@ -8,14 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.orm import Session
 
+from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, JobQueueDep, SessionDep, SettingsDep
-from core import queries
+from api.submission import SubmissionRoute
+from core import queries, sweep_queries
+from core.dataset_queries import check_visible_upload
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, NotFoundError, UnavailableError
 from core.finetune import check_compatible, resolve_source
 from core.memory import check_fits_a_worker
 from core.metric_queries import METRIC_NAMES_HELP, parse_metric_names, read_metrics
+from core.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
 from core.queue import queue_for
+from core.quotas import check_quota
 from core.recipes import compare, variant_offer
 from core.schemas import (
     CheckpointOut,
@@ -29,7 +34,7 @@ from core.schemas import (
 from core.settings import Settings
 from core.tables import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SubmissionRoute)
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +44,12 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
         kind=job.kind,
         experiment=job.experiment.name,
         status=job.status,  # type: ignore[arg-type]
-        progress=Progress(epoch=job.epoch, epochs=job.epochs),
+        progress=Progress(
+            epoch=job.epoch,
+            epochs=job.epochs,
+            step=job.step if job.status == "running" else 0,
+            steps=job.epoch_steps if job.status == "running" else 0,
+        ),
         params=job.params,
         metrics=queries.latest_metrics(session, job_id=job.id),
         result=job.result,
@@ -70,6 +80,7 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
         offer = variant_offer(spec.recipe, spec.recipe_variant)
         raise InvalidInputError(f"{error}{offer}") from None
     if is_upload_id(spec.dataset.name):
+        check_visible_upload(session, name=spec.dataset.name)  # not another owner's
         try:
             spec.fits_dataset(get_dataset(spec.dataset.name, root=root))
         except ValueError as error:
@@ -89,23 +100,44 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Submit a training job")
 def submit_job(
-    spec: JobCreate, session: SessionDep, job_queue: JobQueueDep, settings: SettingsDep
+    spec: JobSubmission,
+    session: SessionDep,
+    job_queue: JobQueueDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
 ) -> JobOut:
-    """Check, store the job, commit, and only then send its id to a worker queue."""
-    check_submission(session, spec, settings)
+    """Check, store the job, commit, and only then send its id to a worker queue.
+
+    `kind: "predict"` runs a trained model over a dataset split on a worker (for batches too
+    big for one request); GET /v1/jobs/{id}/predictions downloads the file it writes."""
+    check_quota(session, owner=owner, settings=settings)
+    if isinstance(spec, PredictJobCreate):
+        spec = resolve_predict_job(
+            session,
+            spec,
+            datasets_dir=settings.datasets_dir,
+            download=settings.download_datasets,
+            max_time_limit_s=settings.job_time_limit_s,
+        )
+    else:
+        check_submission(session, spec, settings)
     queue = queue_for(wants_gpu=spec.wants_gpu)
-    job = queries.create_job(session, spec=spec, queue=queue)
+    job = queries.create_job(session, spec=spec, queue=queue, owner=owner)
     session.commit()
     try:
-        job_queue.enqueue(
-            job.id, queue=queue, time_limit_s=spec.time_limit_s, priority=spec.priority
-        )
+        if spec.kind == "sweep":  # its controller step (a worker task) makes the trials
+            job_queue.enqueue_sweep_step(job.id, queue=queue)
+        else:
+            job_queue.enqueue(
+                job.id, queue=queue, time_limit_s=spec.time_limit_s, priority=spec.priority
+            )
     except Exception as error:
         log.error("could not enqueue job %s: %s", job.id, error)
         queries.finish_job(session, job=job, status="failed", error=f"broker unreachable: {error}")
         session.commit()
         raise UnavailableError("the job broker is unreachable; the job was not queued") from error
-    log.info("job %s queued on %s: %s on %s", job.id, queue, spec.model.arch, spec.dataset.name)
+    what = spec.model if isinstance(spec, PredictJobCreate) else spec.model.arch
+    log.info("job %s queued on %s: %s on %s", job.id, queue, what, spec.dataset.name)
     return job_out(session, job, model_id=None)
 
 
@@ -116,9 +148,10 @@ def list_jobs(
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    parent: Annotated[str | None, Query(description="A sweep's id: its trials.")] = None,
 ) -> JobPage:
     jobs, total = queries.list_jobs(
-        session, experiment=experiment, status=status, limit=limit, offset=offset
+        session, experiment=experiment, status=status, limit=limit, offset=offset, parent=parent
     )
     model_ids = queries.model_ids_for_jobs(session, job_ids=[job.id for job in jobs])
     return JobPage(
@@ -146,7 +179,11 @@ def cancel_job(job_id: str, session: SessionDep) -> JobOut:
     """A running job ends `cancelled` within a few seconds, keeping its checkpoints (and the
     metrics of the epochs it finished)."""
     job = queries.lock_job(session, job_id=job_id)
-    queries.request_cancel(session, job=job)
+    if job.kind == "sweep":  # asks for no more trials, and cancels its queued and running ones
+        job = sweep_queries.lock_sweep(session, sweep_id=job_id)
+        sweep_queries.cancel_sweep(session, sweep=job)
+    else:
+        queries.request_cancel(session, job=job)
     session.commit()
     log.info("job %s: cancel requested (%s)", job_id, job.status)
     model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)

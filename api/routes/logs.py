@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -21,6 +21,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     response_class=PlainTextResponse,
 )
 async def job_logs(
+    request: Request,
     job_id: str,
     session: SessionDep,
     settings: SettingsDep,
@@ -30,5 +31,6 @@ async def job_logs(
 ) -> PlainTextResponse:
     """Empty until a worker starts the job; grows while it runs."""
     queries.get_job(session, job_id=job_id)
-    text = await run_in_threadpool(read_job_log, settings.artifacts, job_id, tail=tail)
+    store = request.app.state.serving.store  # workers elsewhere copy their logs there
+    text = await run_in_threadpool(read_job_log, settings.artifacts, job_id, tail=tail, store=store)
     return PlainTextResponse(text)

@@ -5,7 +5,9 @@
 - `d2l_jobs` by status, `d2l_queue_depth` by queue (messages waiting in the broker, where that
   is cheap to ask: the embedded filesystem broker or Redis), read from the database and broker
   at scrape time;
-- `d2l_worker_last_seen_timestamp_seconds` and `d2l_worker_up` (heartbeat fresher than 60 s).
+- `d2l_worker_last_seen_timestamp_seconds` and `d2l_worker_up` (heartbeat fresher than 60 s);
+- `d2l_predict_batch_samples`, `d2l_predict_batch_requests` and `d2l_predict_forward_seconds`:
+  each batched forward pass of the predict path (how well micro-batching gathers requests).
 
 Each app has its own registry (`app.state.metrics_registry`), so several apps in one process
 (tests) never clash. With `--workers N`, each uvicorn process counts its own requests.
@@ -135,10 +137,41 @@ class ServiceCollector(Collector):
             yield depth
 
 
+class PredictMetrics:
+    """Each batched forward pass of the predict path: samples and requests it served, time."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.samples = Histogram(
+            "d2l_predict_batch_samples",
+            "Samples per batched forward pass",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096),
+            registry=registry,
+        )
+        self.requests = Histogram(
+            "d2l_predict_batch_requests",
+            "Requests answered by one forward pass (micro-batching at work when above 1)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "d2l_predict_forward_seconds",
+            "Time of one batched forward pass",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=registry,
+        )
+
+    def observe(self, samples: int, requests: int, seconds: float) -> None:
+        self.samples.observe(samples)
+        self.requests.observe(requests)
+        self.seconds.observe(seconds)
+
+
 def install_metrics(app: FastAPI, *, db: Database, settings: Settings) -> None:
-    """Give `app` its registry, the request middleware and the scrape-time collector."""
+    """Give `app` its registry, the request middleware, the scrape-time collector, and the
+    predict path's batch observer."""
     registry = CollectorRegistry()
     registry.register(ServiceCollector(db, settings))
+    app.state.serving.observe_batch = PredictMetrics(registry).observe
     app.state.metrics_registry = registry
     app.add_middleware(RequestMetrics, registry=registry)
 

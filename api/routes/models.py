@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, ServingDep, SessionDep
 from core import export as model_export
 from core import model_registry
@@ -121,12 +122,12 @@ def remove_alias(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def export_model(
-    model_id: ModelRef, serving: ServingDep, format: ExportFormat = "onnx"
+    model_id: ModelRef, serving: ServingDep, owner: OwnerDep, format: ExportFormat = "onnx"
 ) -> Response:
     """The graph maps *preprocessed* inputs (X-D2L-Input-Shape) to logits. X-D2L-Preprocessing
     says how raw samples become inputs; the sidecar (`/export/sidecar`, linked) adds the class
     names and the steps in words."""
-    model_id, loaded = await serving.resolve(model_id)
+    model_id, loaded = await serving.resolve(model_id, owner)
     data = await run_in_threadpool(model_export.export, loaded, format)
     prep = loaded.preprocessing
     filename = f"{model_id}.{model_export.SUFFIXES[format]}"
@@ -159,12 +160,13 @@ def export_sidecar(model_id: ModelRef, session: SessionDep, serving: ServingDep)
 async def get_parameters(
     model_id: ModelRef,
     serving: ServingDep,
+    owner: OwnerDep,
     name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_VALUES)] = 10_000,
 ) -> Any:
     """Without `name`: name (as in the state_dict), shape, dtype, mean, std, min, max, L2 norm of
     each tensor. With `name`: that tensor's statistics and its first `limit` values."""
-    state_dict = (await serving.resolve(model_id))[1].net.state_dict()
+    state_dict = (await serving.resolve(model_id, owner))[1].net.state_dict()
     if name is None:
         return parameter_table(state_dict)
     return tensor_values(state_dict, name, limit=limit)
@@ -177,9 +179,9 @@ async def get_parameters(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def download_state_dict(
-    model_id: ModelRef, serving: ServingDep, format: StateDictFormat = "pt"
+    model_id: ModelRef, serving: ServingDep, owner: OwnerDep, format: StateDictFormat = "pt"
 ) -> Response:
-    model_id, loaded = await serving.resolve(model_id)
+    model_id, loaded = await serving.resolve(model_id, owner)
     data = await run_in_threadpool(serialise_state_dict, loaded.net.state_dict(), format)
     filename = f"{model_id}.{format}"
     return Response(

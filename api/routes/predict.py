@@ -1,9 +1,10 @@
 """Predictions: raw samples or image files in, labels and probabilities out, by id or alias.
 
-This is the hot path, so it skips two costs FastAPI's conveniences carry for a small net: the
+This is the hot path, so it skips the costs FastAPI's conveniences carry for a small net: the
 body is parsed by pydantic-core straight from bytes (about 6x faster than `json.loads` followed
-by validation), and the answer is serialised once by pydantic into a plain `Response`. The
-schema Swagger UI shows is the same `PredictRequest`/`PredictResponse`.
+by validation), the answer is serialised once by pydantic into a plain `Response`, and requests
+reach `answer` from api/fast_predict.py, an ASGI layer that skips routing and dependency
+solving. The schema Swagger UI shows is the same `PredictRequest`/`PredictResponse`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, Upl
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from api.auth import OwnerDep
 from api.serving import Serving
 from core.errors import InvalidInputError
 from core.schemas import PredictRequest, PredictResponse
@@ -50,24 +52,19 @@ def parse_predict_request(body: bytes) -> PredictRequest:
 
 
 async def answer(request: Request, serving: Serving, model_id: str) -> Response:
-    """Parse, predict (batched with concurrent requests), serialise: the whole hot path."""
+    """Authenticate, parse, predict (batched with concurrent requests), serialise: the whole
+    hot path."""
+    owner = request.app.state.token_check.owner(request)
     body = parse_predict_request(await request.body())
-    prediction = await serving.predict(model_id, body)
+    prediction = await serving.predict(model_id, body, owner)
     return Response(prediction.model_dump_json(), media_type=JSON)
 
 
-async def predict_fast(request: Request) -> Response:
-    # Served by this plain Starlette route, matched before the documented one below: FastAPI's
-    # per-request dependency solving costs about a third of this endpoint's own CPU time, the
-    # difference between ~1.5x and ~2x the req/s of a plain endpoint (bench/RESULTS.md).
-    return await answer(request, request.app.state.serving, request.path_params["model_id"])
-
-
-router.add_route("/{model_id}/predict", predict_fast, methods=["POST"], include_in_schema=False)
+PREDICT_PATH = "/{model_id}/predict"
 
 
 @router.post(
-    "/{model_id}/predict",
+    PREDICT_PATH,
     summary="Predict classes (or values) for raw samples",
     response_model=PredictResponse,
     openapi_extra=PREDICT_BODY,
@@ -78,8 +75,8 @@ async def predict(model_id: ModelRef, request: Request, serving: FastServing) ->
 
     `model_id` is the model's id or an alias (name:3, name:latest, name:production).
     Concurrent requests for one model are answered from shared forward passes. (Requests
-    are served by `predict_fast`, the same path without FastAPI's dependency solving; this
-    route documents it.)"""
+    are served by api/fast_predict.py, the same `answer` without FastAPI's routing and
+    dependency solving; this route documents it, and serves an app built without that layer.)"""
     return await answer(request, serving, model_id)
 
 
@@ -92,6 +89,7 @@ async def predict(model_id: ModelRef, request: Request, serving: FastServing) ->
 async def predict_images(
     model_id: ModelRef,
     serving: FastServing,
+    owner: OwnerDep,
     files: Annotated[list[UploadFile], File(description="One or more PNG/JPEG images.")],
     top_k: Annotated[int | None, Form(ge=1, description="Only the k most likely classes.")] = None,
 ) -> Response:
@@ -103,5 +101,5 @@ async def predict_images(
         (upload.filename or f"file {index}", await upload.read())
         for index, upload in enumerate(files)
     ]
-    prediction = await serving.predict_images(model_id, images, top_k=top_k)
+    prediction = await serving.predict_images(model_id, images, top_k=top_k, owner=owner)
     return Response(prediction.model_dump_json(), media_type=JSON)

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core.artifacts import ArtifactStore
+from core.artifacts import open_artifact_store
 from core.db import Database
 from core.migrate import upgrade
 from core.settings import Settings
@@ -42,7 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         ).id
     JobRunner(
         db=db,
-        store=ArtifactStore(settings.artifacts),
+        store=open_artifact_store(settings),
         data_dir=settings.datasets_dir,
         worker_name="test",
     ).run(job_id)
@@ -63,7 +63,7 @@ def train_submitted(
     job_id = submitted.json()["id"]
     JobRunner(
         db=db,
-        store=ArtifactStore(settings.artifacts),
+        store=open_artifact_store(settings),
         data_dir=settings.datasets_dir,
         worker_name="w",
     ).run(job_id)

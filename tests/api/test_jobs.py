@@ -20,7 +20,7 @@ def test_submit_stores_the_job_then_enqueues_its_id(
     assert response.status_code == 202, response.text
     job = response.json()
     assert job["status"] == "queued"
-    assert job["progress"] == {"epoch": 0, "epochs": 10}
+    assert job["progress"] == {"epoch": 0, "epochs": 10, "step": 0, "steps": 0}
     assert queue.sent == [(job["id"], "cpu")]
     stored = client.get(f"/v1/jobs/{job['id']}").json()
     assert stored["params"]["hyperparameters"]["lr"] == 0.9

@@ -57,7 +57,12 @@ def test_attention_pooling_predicts_from_its_training_examples(
         dataset={"name": "kernel_regression", "val_fraction": 0},
         hyperparameters={"epochs": 5},
     )
-    assert job["progress"] == {"epoch": 1, "epochs": 1}  # nothing to learn: evaluated once
+    assert job["progress"] == {
+        "epoch": 1,
+        "epochs": 1,
+        "step": 0,
+        "steps": 0,
+    }  # nothing to learn: evaluated once
     response = client.post(f"/v1/models/{job['model_id']}/predict", json={"inputs": [[2.0], [4.0]]})
     assert response.status_code == 200, response.text
     truth = [2 * math.sin(x) + x**0.8 for x in (2.0, 4.0)]

@@ -7,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core import queries
 from core.db import Database
+from tests.api.conftest import Trained
 from tests.factories import add_job
 
 
@@ -46,3 +47,21 @@ def test_requests_are_counted_by_route_template_and_jobs_by_status(
     assert samples[("d2l_worker_up", (("worker", "w1@box"),))] == 1
     assert ("d2l_worker_last_seen_timestamp_seconds", (("worker", "w1@box"),)) in samples
     assert samples[("d2l_queue_depth", (("queue", "cpu"),))] == 0  # RecordingQueue sent nothing
+
+
+def test_predict_forward_passes_are_measured(trained: Trained) -> None:
+    before = scrape(trained.client)
+    sample = [[0.0] * 8] * 8
+    for inputs in ([sample, sample], [sample]):
+        body = {"inputs": inputs}
+        answer = trained.client.post(f"/v1/models/{trained.model_id}/predict", json=body)
+        assert answer.status_code == 200, answer.text
+    after = scrape(trained.client)
+
+    def grew(name: str) -> float:
+        return after[(name, ())] - before.get((name, ()), 0.0)
+
+    assert grew("d2l_predict_batch_samples_count") == 2  # two forward passes...
+    assert grew("d2l_predict_batch_samples_sum") == 3  # ...of 2 and 1 samples
+    assert grew("d2l_predict_batch_requests_sum") == 2  # one request each, sequential clients
+    assert grew("d2l_predict_forward_seconds_sum") > 0

@@ -19,6 +19,7 @@ from core.settings import Settings
 from d2l_client import Client, Event
 from tests.live_server import serve
 from worker.runner import JobRunner
+from worker.sweep_control import notify_sweep, sweep_step
 
 
 @dataclass
@@ -43,6 +44,17 @@ class ThreadWorker:
     def _run(self, job_id: str) -> None:
         with capture(self.runner.store.root, job_id):
             self.runner.run(job_id)
+
+    def enqueue_sweep_step(self, sweep_id: str, *, queue: str) -> None:
+        thread = threading.Thread(
+            target=sweep_step, args=(self.runner.db, self, sweep_id), daemon=True
+        )
+        thread.start()
+        self.threads.append(thread)
+
+    def notify_sweep(self, job_id: str) -> None:
+        """The runner's `on_job_end`: a finished trial asks for its sweep's next step."""
+        notify_sweep(self.runner.db, self, job_id)
 
     def check(self) -> None:
         return None
@@ -69,6 +81,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     )
     app = create_app(settings)
     worker = ThreadWorker(runner)
+    runner.on_job_end = worker.notify_sweep
     app.state.job_queue = worker
     runner_log = logging.getLogger("worker.runner")
     previous_level = runner_log.level

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -85,3 +86,22 @@ def test_the_async_client_follows_and_waits_the_same_way(
             return epochs, info["status"]
 
     assert asyncio.run(scenario()) == ([1, 2, 3], "succeeded")
+
+
+def test_a_predict_job_runs_on_a_worker_and_its_file_downloads(
+    trained_job: TrainedJob, service: Service
+) -> None:
+    with Client(service.url) as client:
+        job = client.predict_job(trained_job.model_id, dataset="digits", split="test", top_k=2)
+        info = job.wait()
+        lines = client.predictions(job.id).decode().splitlines()
+    assert info["result"] is not None and info["result"]["count"] == len(lines) > 0
+    first = json.loads(lines[0])
+    assert len(first["probabilities"]) == 2  # top_k
+    assert {"index", "label", "target", "correct"} <= set(first)
+
+    async def downloaded() -> bytes:
+        async with AsyncClient(service.url) as client:
+            return await client.predictions(job.id)
+
+    assert asyncio.run(downloaded()).decode().splitlines() == lines

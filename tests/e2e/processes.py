@@ -7,12 +7,20 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from core import queries
+from core.db import Database
+from core.queue import JobQueue, make_celery
+from core.schemas import JobCreate
+from core.settings import Settings
+from core.tables import Job
+from tests.factories import job_spec
 
 STARTUP_TIMEOUT_S = 120
 
@@ -80,3 +88,55 @@ def wait_for_job(
         time.sleep(1)
     tails = "\n".join(path.read_text()[-4000:] for path in logs)
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout_s}s:\n{tails}")
+
+
+# Fault injection: a LeNet job slow enough (batch 4: ~300 steps an epoch) to be interrupted
+# mid-epoch, real worker processes to interrupt, and a way to wait on what they wrote.
+SLOW_LENET = {
+    "model": {"arch": "lenet", "config": {"activation": "relu"}},
+    "hyperparameters": {"epochs": 5, "batch_size": 4, "lr": 0.02, "seed": 7},
+}
+
+
+def slow_lenet_spec(epochs: int = 5) -> JobCreate:
+    hyperparameters = SLOW_LENET["hyperparameters"] | {"epochs": epochs}
+    return job_spec(**(SLOW_LENET | {"hyperparameters": hyperparameters}))
+
+
+def enqueue_job(db: Database, settings: Settings, spec: JobCreate) -> str:
+    """Store `spec` as a queued job and publish it on the cpu queue, as the API would."""
+    with db.transaction() as session:
+        job_id = queries.create_job(session, spec=spec, queue="cpu").id
+    JobQueue(make_celery(settings), settings).enqueue(job_id, queue="cpu")
+    return job_id
+
+
+def read_job(db: Database, job_id: str) -> Job:
+    with db.sessions() as session:
+        return queries.get_job(session, job_id=job_id)
+
+
+@contextmanager
+def worker(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A Celery worker in its own process group, so the test can kill all of it at once."""
+    command = ["d2l-service", "worker", "--hostname", f"{name}@crash", "-Q", "cpu,gpu"]
+    command += ["--concurrency", "1", "--loglevel", "INFO"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, logs: list[Path]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out:\n" + "\n".join(log.read_text()[-3000:] for log in logs))

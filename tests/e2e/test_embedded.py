@@ -37,7 +37,7 @@ def test_up_trains_lenet_on_digits_tracks_it_and_serves_it(tmp_path: Path) -> No
         assert submitted.status_code == 202, submitted.text
         job = wait_for_job(base, submitted.json()["id"], timeout_s=600, logs=[log])
         assert job["status"] == "succeeded", job["error"]
-        assert job["progress"] == {"epoch": 30, "epochs": 30}
+        assert job["progress"] == {"epoch": 30, "epochs": 30, "step": 0, "steps": 0}
         assert job["worker"].startswith("embedded@") and job["device"] == "cpu"
         assert job["result"]["test_acc"] >= 0.95
 

@@ -27,11 +27,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 
+PASSWORD = "test-password"
+
+
 def compose_redis_flags() -> list[str]:
-    """The persistence flags the deployment gives Redis, so the test runs what compose runs."""
+    """The flags the deployment gives Redis (persistence, eviction, a password: ours stands in
+    for the .env file's), so the test runs what compose runs."""
     command = yaml.safe_load(COMPOSE.read_text())["services"]["redis"]["command"]
     assert command[0] == "redis-server"
-    return list(command[1:])
+    flags = list(command[1:])
+    for index, flag in enumerate(flags[:-1]):
+        if flag == "--requirepass":
+            flags[index + 1] = PASSWORD
+    return flags
 
 
 @contextmanager
@@ -41,7 +49,7 @@ def redis_server(port: int, data: Path) -> Iterator[None]:
         pytest.skip("redis-server is not installed")
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
     process = subprocess.Popen([*command, *compose_redis_flags()], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
+    client = redis.Redis(port=port, password=PASSWORD)
     try:
         for _ in range(100):
             try:
@@ -62,7 +70,7 @@ def redis_server(port: int, data: Path) -> Iterator[None]:
 def test_jobs_queued_before_a_redis_restart_all_run_after_it(tmp_path: Path) -> None:
     port, data = free_port(), tmp_path / "redis"
     data.mkdir()
-    broker_url = f"redis://127.0.0.1:{port}/0"
+    broker_url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
     with fresh_postgres_database() as database_url:
         settings = Settings(
             data_dir=tmp_path / "data", database_url=database_url, broker_url=broker_url

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,44 +13,18 @@ import torch
 from core import queries
 from core.db import Database
 from core.migrate import upgrade
-from core.queue import JobQueue, make_celery
 from core.settings import Settings
-from tests.e2e.processes import service_env
-from tests.factories import job_spec
+from tests.e2e.processes import (
+    enqueue_job,
+    read_job,
+    service_env,
+    slow_lenet_spec,
+    wait_for,
+    worker,
+)
 from worker.engine import fit
 
 pytestmark = pytest.mark.slow
-
-SPEC = {
-    "model": {"arch": "lenet", "config": {"activation": "relu"}},
-    "hyperparameters": {"epochs": 5, "batch_size": 4, "lr": 0.02, "seed": 7},
-}
-
-
-@contextmanager
-def worker(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A Celery worker in its own process group, so the test can kill all of it at once."""
-    command = ["d2l-service", "worker", "--hostname", f"{name}@crash", "-Q", "cpu,gpu"]
-    command += ["--concurrency", "1", "--loglevel", "INFO"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def wait_for(condition, timeout_s: float, logs: list[Path]) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out:\n" + "\n".join(log.read_text()[-3000:] for log in logs))
 
 
 def test_a_job_whose_worker_is_killed_mid_epoch_resumes_and_ends_as_if_uninterrupted(
@@ -65,14 +35,11 @@ def test_a_job_whose_worker_is_killed_mid_epoch_resumes_and_ends_as_if_uninterru
     upgrade(settings.database_url)
     db = Database(settings.database_url)
     env = service_env(data_dir=str(settings.data_dir), heartbeat_timeout_s="3", torch_threads="1")
-    spec = job_spec(**SPEC)
-    with db.transaction() as session:
-        job_id = queries.create_job(session, spec=spec, queue="cpu").id
-    JobQueue(make_celery(settings), settings).enqueue(job_id, queue="cpu")
+    spec = slow_lenet_spec()
+    job_id = enqueue_job(db, settings, spec)
 
     def epoch() -> int:
-        with db.sessions() as session:
-            return queries.get_job(session, job_id=job_id).epoch
+        return read_job(db, job_id).epoch
 
     first_log, second_log = tmp_path / "w1.log", tmp_path / "w2.log"
     with worker("w1", env, first_log) as first:
