@@ -95,6 +95,11 @@ class Hyperparameters(Frozen):
     )
     init_std: float = Field(default=0.01, gt=0.0, le=10.0, description="std of init 'normal'.")
     init_value: float = Field(default=0.0, ge=-10.0, le=10.0, description="init 'constant' value.")
+    init_bias: Literal["zero", "default"] = Field(
+        default="zero",
+        description="Biases under an init scheme: zero, or PyTorch's default (uniform within "
+        "1/sqrt(fan_in)), which the book's train_ch6 keeps when it applies Xavier to weights.",
+    )
     precision: Precision = Field(
         default="fp32", description="bf16/fp16 autocast; fp16 needs a GPU (with loss scaling)."
     )

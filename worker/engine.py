@@ -61,7 +61,9 @@ def build_network(spec: JobCreate, data: PreparedData) -> nn.Module:
         **spec.model_options,
     )
     hp = spec.hyperparameters
-    return init_weights(net, hp.init, std=hp.init_std, value=hp.init_value)
+    return init_weights(
+        net, hp.init, std=hp.init_std, value=hp.init_value, zero_bias=hp.init_bias == "zero"
+    )
 
 
 def autocast(hp: Hyperparameters, device: torch.device) -> contextlib.AbstractContextManager[Any]:
