@@ -91,6 +91,11 @@ class BaseArtifactStore(ABC):
     def list_keys(self, prefix: str) -> list[str]:
         """The keys under the folder `prefix` (e.g. `logs/<job_id>`), sorted; [] when none."""
 
+    @abstractmethod
+    def check(self) -> None:
+        """Raise ArtifactError unless the store can be written (readiness probe): cheap, with
+        no write, since probes come every few seconds."""
+
     def remove_partial_writes(self, *, older_than_s: float = PARTIAL_WRITE_AGE_S) -> int:
         """Delete what writes killed midway left behind; how many. Only a directory has any:
         an object store's single PUT leaves nothing half-written."""
@@ -169,6 +174,10 @@ class ArtifactStore(BaseArtifactStore):
     def delete(self, relative_path: str) -> None:
         self.resolve(relative_path).unlink(missing_ok=True)
 
+    def check(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise ArtifactError(f"artifact directory {self.root} is missing or not writable")
+
     def remove_partial_writes(self, *, older_than_s: float = PARTIAL_WRITE_AGE_S) -> int:
         """Temp files (`.<name>.<random>.tmp`) of writes whose process was killed before the
         rename; old ones only, so a write under way on another machine is left alone."""
@@ -233,6 +242,16 @@ class FsspecArtifactStore(BaseArtifactStore):
             self.fs.rm_file(self.key_path(relative_path))
         except FileNotFoundError:
             pass
+
+    def check(self) -> None:
+        # The first part of the path is the bucket for object stores; it must exist (the
+        # service writes keys under it but never creates it).
+        bucket = self.prefix.strip("/").split("/")[0]
+        if self.fs.protocol in ("memory", ("memory",)) or not bucket:
+            return
+        self.fs.invalidate_cache(bucket)
+        if not self.fs.exists(bucket):
+            raise ArtifactError(f"bucket {bucket!r} of {self._url} does not exist")
 
     def list_keys(self, prefix: str) -> list[str]:
         folder = self.key_path(prefix)

@@ -13,6 +13,7 @@ from core.artifacts import ArtifactStore
 from core.db import Database
 from core.migrate import upgrade
 from core.settings import Settings
+from tests.factories import migrated
 from tests.services import fresh_postgres_database
 
 
@@ -72,9 +73,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def sqlite_db(settings: Settings) -> Iterator[Database]:
-    settings.ensure_dirs()
-    upgrade(settings.database_url)
-    database = Database(settings.database_url)
+    database = migrated(settings)
     yield database
     database.engine.dispose()
 

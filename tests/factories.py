@@ -7,7 +7,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core import queries
+from core.db import Database
+from core.migrate import upgrade
 from core.schemas import JobCreate
+from core.settings import Settings
 from core.tables import Job
 
 
@@ -26,3 +29,10 @@ def job_spec(**overrides: Any) -> JobCreate:
 def add_job(session: Session, **overrides: Any) -> Job:
     spec = job_spec(**overrides)
     return queries.create_job(session, spec=spec, queue="cpu")
+
+
+def migrated(settings: Settings) -> Database:
+    """A database for `settings` at the newest schema, with the directories the service writes."""
+    settings.ensure_dirs()
+    upgrade(settings.database_url)
+    return Database(settings.database_url)

@@ -69,7 +69,18 @@ def fresh_redis_url() -> Iterator[str]:
     require("Redis", REDIS_URL, 6379)
     import redis
 
-    url = f"{REDIS_URL.rstrip('/')}/13"
+    # A database index of our own, leased on database 0, so two test sessions on one Redis
+    # (a developer's run beside CI's) never empty or consume each other's queues.
+    leases = redis.Redis.from_url(f"{REDIS_URL.rstrip('/')}/0")
+    token = uuid.uuid4().hex
+    index = next(
+        (i for i in range(1, 16) if leases.set(f"d2l-test-db:{i}", token, nx=True, ex=1800)),
+        None,
+    )
+    if index is None:
+        leases.close()
+        pytest.fail("every Redis database 1-15 is leased by another test session")
+    url = f"{REDIS_URL.rstrip('/')}/{index}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:
@@ -77,6 +88,9 @@ def fresh_redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+        if leases.get(f"d2l-test-db:{index}") == token.encode():
+            leases.delete(f"d2l-test-db:{index}")
+        leases.close()
 
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))

@@ -17,7 +17,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database and the broker answer", responses={503: {}})
+@router.get(
+    "/readyz",
+    summary="The database and the broker answer, and the artifact store is there",
+    responses={503: {}},
+)
 def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
@@ -33,6 +37,12 @@ def readyz(request: Request) -> JSONResponse:
     except Exception as error:  # noqa: BLE001
         log.warning("readiness: broker unreachable: %s", error)
         checks["broker"] = f"unreachable: {type(error).__name__}"
+    try:
+        request.app.state.serving.store.check()
+        checks["artifacts"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        log.warning("readiness: artifact store unusable: %s", error)
+        checks["artifacts"] = f"unusable: {error}"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         status_code=200 if ready else 503,

@@ -12,9 +12,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.artifacts import open_artifact_store
 from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
-from tests.factories import add_job
+from tests.factories import add_job, migrated
 from worker.runner import JobRunner
 
 
@@ -31,9 +30,7 @@ class Trained:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     """A LeNet (ReLU) trained for 4 epochs on digits through the real runner, and an app on it."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("trained"))
-    settings.ensure_dirs()
-    upgrade(settings.database_url)
-    db = Database(settings.database_url)
+    db = migrated(settings)
     with db.transaction() as session:
         job_id = add_job(
             session,

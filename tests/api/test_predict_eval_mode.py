@@ -14,9 +14,8 @@ from api.serving import Serving
 from core.artifacts import ArtifactStore
 from core.datasets.digits import load_digits_raw
 from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
-from tests.factories import add_job
+from tests.factories import add_job, migrated
 from worker.runner import JobRunner
 
 MODELS = {
@@ -37,9 +36,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A LeNet with BatchNorm and an MLP with dropout 0.5, one epoch each on digits."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("eval-mode"))
-    settings.ensure_dirs()
-    upgrade(settings.database_url)
-    db = Database(settings.database_url)
+    db = migrated(settings)
     runner = JobRunner(
         db=db,
         store=ArtifactStore(settings.artifacts),

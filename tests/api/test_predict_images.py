@@ -16,12 +16,10 @@ from PIL import Image
 from api.app import create_app
 from core.artifacts import ArtifactStore
 from core.datasets import load_raw, prepare
-from core.db import Database
-from core.migrate import upgrade
 from core.preprocessing import Preprocessing, apply
 from core.settings import Settings
 from tests.api.conftest import Trained
-from tests.factories import add_job
+from tests.factories import add_job, migrated
 from worker.runner import JobRunner
 
 
@@ -36,9 +34,7 @@ class FakeModel:
 def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeModel]:
     """A LeNet trained for one epoch on fake_images (3x32x32 RGB) through the real runner."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("fake"))
-    settings.ensure_dirs()
-    upgrade(settings.database_url)
-    db = Database(settings.database_url)
+    db = migrated(settings)
     with db.transaction() as session:
         job_id = add_job(
             session,

@@ -14,9 +14,9 @@ from api.app import create_app
 from core.artifacts import ArtifactStore
 from core.db import Database
 from core.job_logs import capture
-from core.migrate import upgrade
 from core.settings import Settings
 from d2l_client import Client, Event
+from tests.factories import migrated
 from tests.live_server import serve
 from worker.runner import JobRunner
 from worker.sweep_control import notify_sweep, sweep_step
@@ -70,9 +70,7 @@ class Service:
 @pytest.fixture(scope="package")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("service"))
-    settings.ensure_dirs()
-    upgrade(settings.database_url)
-    db = Database(settings.database_url)
+    db = migrated(settings)
     runner = JobRunner(
         db=db,
         store=ArtifactStore(settings.artifacts),

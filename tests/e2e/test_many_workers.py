@@ -13,11 +13,10 @@ import pytest
 from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.migrate import upgrade
 from core.queue import JobQueue, make_celery
 from core.settings import Settings
 from tests.e2e.processes import running, service_env
-from tests.factories import job_spec
+from tests.factories import job_spec, migrated
 from tests.services import fresh_postgres_database, fresh_redis_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -39,9 +38,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Settings, Database, dict[str, str]
             artifact_dir=tmp_path / "shared-artifacts",
             torch_threads=1,
         )
-        settings.ensure_dirs()
-        upgrade(database_url)
-        db = Database(database_url)
+        db = migrated(settings)
         env = service_env(
             data_dir=str(settings.data_dir),
             database_url=database_url,

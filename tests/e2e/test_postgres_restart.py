@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from core import queries
-from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
 from core.tables import Job
 from tests.e2e.processes import (
@@ -22,6 +20,7 @@ from tests.e2e.processes import (
     wait_for,
     worker,
 )
+from tests.factories import migrated
 from tests.services import private_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -30,9 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 def test_a_job_survives_a_postgres_restart_mid_training(tmp_path: Path) -> None:
     with private_postgres(free_port()) as postgres:
         settings = Settings(data_dir=tmp_path / "data", database_url=postgres.url, torch_threads=1)
-        settings.ensure_dirs()
-        upgrade(postgres.url)
-        db = Database(postgres.url)
+        db = migrated(settings)
         env = service_env(
             data_dir=str(settings.data_dir), database_url=postgres.url, torch_threads="1"
         )

@@ -15,12 +15,10 @@ import redis
 import yaml
 
 from core import queries
-from core.db import Database
-from core.migrate import upgrade
 from core.queue import JobQueue, make_celery
 from core.settings import Settings
 from tests.e2e.processes import free_port, running, service_env
-from tests.factories import job_spec
+from tests.factories import job_spec, migrated
 from tests.services import fresh_postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -75,9 +73,7 @@ def test_jobs_queued_before_a_redis_restart_all_run_after_it(tmp_path: Path) -> 
         settings = Settings(
             data_dir=tmp_path / "data", database_url=database_url, broker_url=broker_url
         )
-        settings.ensure_dirs()
-        upgrade(database_url)
-        db = Database(database_url)
+        db = migrated(settings)
         spec = job_spec(
             model={"arch": "mlp", "config": {"hidden_sizes": [16]}},
             hyperparameters={"epochs": 1, "batch_size": 128, "layer_diagnostics": False},

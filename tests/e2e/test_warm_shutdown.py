@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from core import queries
-from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
 from core.tables import Job
 from tests.e2e.processes import (
@@ -23,15 +21,14 @@ from tests.e2e.processes import (
     wait_for,
     worker,
 )
+from tests.factories import migrated
 
 pytestmark = pytest.mark.slow
 
 
 def test_sigterm_sends_the_running_job_back_to_the_queue_and_it_resumes(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", heartbeat_timeout_s=3, torch_threads=1)
-    settings.ensure_dirs()
-    upgrade(settings.database_url)
-    db = Database(settings.database_url)
+    db = migrated(settings)
     env = service_env(data_dir=str(settings.data_dir), heartbeat_timeout_s="3", torch_threads="1")
     job_id = enqueue_job(db, settings, slow_lenet_spec(epochs=3))
 

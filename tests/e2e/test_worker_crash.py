@@ -11,8 +11,6 @@ import pytest
 import torch
 
 from core import queries
-from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
 from tests.e2e.processes import (
     enqueue_job,
@@ -22,6 +20,7 @@ from tests.e2e.processes import (
     wait_for,
     worker,
 )
+from tests.factories import migrated
 from worker.engine import fit
 
 pytestmark = pytest.mark.slow
@@ -31,9 +30,7 @@ def test_a_job_whose_worker_is_killed_mid_epoch_resumes_and_ends_as_if_uninterru
     tmp_path: Path,
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", heartbeat_timeout_s=3, torch_threads=1)
-    settings.ensure_dirs()
-    upgrade(settings.database_url)
-    db = Database(settings.database_url)
+    db = migrated(settings)
     env = service_env(data_dir=str(settings.data_dir), heartbeat_timeout_s="3", torch_threads="1")
     spec = slow_lenet_spec()
     job_id = enqueue_job(db, settings, spec)
