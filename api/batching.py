@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from core.inference import LoadedModel, respond, run_forward
-from core.schemas import PredictResponse
+from core.predict_schemas import PredictResponse
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from core.datasets.images import DEFAULT_MAX_PIXELS
 from core.db import Database
 from core.inference import LoadedModel, as_batch, images_batch, load_model
 from core.ownership import scope_to_owner
-from core.schemas import PredictRequest, PredictResponse
+from core.predict_schemas import PredictRequest, PredictResponse
 
 REF_TTL_S = 1.0  # how long a model reference (id or alias) is trusted without the database
 FORWARD_THREADS = 2  # forward passes of different models may overlap; one per model at a time

@@ -21,8 +21,8 @@ import models
 from core import preprocessing
 from core.datasets.images import ImageDecodeError, decode_image, pixels_to_raw
 from core.errors import InvalidInputError
+from core.predict_schemas import Prediction, PredictResponse, RegressionPrediction
 from core.preprocessing import Preprocessing
-from core.schemas import Prediction, PredictResponse, RegressionPrediction
 
 
 @dataclass(frozen=True)

@@ -462,34 +462,6 @@ class ExperimentOut(BaseModel):
     jobs: int
 
 
-class PredictRequest(Frozen):
-    """One raw sample or a list of raw samples, exactly as the dataset stores them."""
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        json_schema_extra={"examples": [{"inputs": [[0, 0, 5, 13, 9, 1, 0, 0]] * 8}]},
-    )
-
-    inputs: list[Any] = Field(min_length=1, max_length=4096)
-    top_k: int | None = Field(default=None, ge=1, description="Only the k most likely classes.")
-
-
-class Prediction(BaseModel):
-    class_index: int
-    label: str
-    probabilities: dict[str, float]
-
-
-class RegressionPrediction(BaseModel):
-    value: float
-
-
-class PredictResponse(BaseModel):
-    model_id: str
-    predictions: list[Prediction] | list[RegressionPrediction]
-
-
 def job_arch(params: dict[str, Any]) -> str:
     """What a stored job request trains: its architecture; a predict job names a trained model
     (id or alias) instead (core/predict_jobs.py)."""

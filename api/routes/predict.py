@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from api.auth import OwnerDep
 from api.serving import Serving
 from core.errors import InvalidInputError
-from core.schemas import PredictRequest, PredictResponse
+from core.predict_schemas import PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 MAX_IMAGES = 256

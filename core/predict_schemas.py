@@ -1,0 +1,38 @@
+"""What `POST /v1/models/{id}/predict` takes and answers: the serving path's own schemas, shared
+by the API's hot path and the worker's offline predictions (both answer through core/inference)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.schemas import Frozen
+
+
+class PredictRequest(Frozen):
+    """One raw sample or a list of raw samples, exactly as the dataset stores them."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"inputs": [[0, 0, 5, 13, 9, 1, 0, 0]] * 8}]},
+    )
+
+    inputs: list[Any] = Field(min_length=1, max_length=4096)
+    top_k: int | None = Field(default=None, ge=1, description="Only the k most likely classes.")
+
+
+class Prediction(BaseModel):
+    class_index: int
+    label: str
+    probabilities: dict[str, float]
+
+
+class RegressionPrediction(BaseModel):
+    value: float
+
+
+class PredictResponse(BaseModel):
+    model_id: str
+    predictions: list[Prediction] | list[RegressionPrediction]
