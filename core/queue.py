@@ -42,7 +42,7 @@ def broker_transport_options(settings: Settings) -> dict[str, object]:
         "processed_folder": str(settings.broker_dir / "processed"),
         "control_folder": str(settings.broker_dir / "control"),
         "store_processed": False,
-        "polling_interval": 0.5,
+        "polling_interval": 0.1,  # a 10 Hz directory listing: cheap, and jobs start ~0.1 s sooner
     }
 
 
