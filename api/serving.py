@@ -30,6 +30,12 @@ FORWARD_THREADS = 2  # forward passes of different models may overlap; one per m
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+def ref_key(ref: str, owner: str | None) -> str:
+    """The reference cache's key: with auth on, `lenet:latest` may name another model (or
+    none) for each owner."""
+    return ref if owner is None else f"{owner}\0{ref}"
+
+
 class Serving:
     """The predict path: model references -> loaded models -> batched forward passes."""
 
@@ -69,7 +75,7 @@ class Serving:
     def model_id(self, ref: str, owner: str | None = None) -> str:
         """The id a reference (id or `name:tag`) names now, among `owner`'s models when auth is
         on; NotFoundError otherwise."""
-        key = ref if owner is None else f"{owner}\0{ref}"
+        key = ref_key(ref, owner)
         model_id = self.refs.get(key)
         if model_id is None:
             with self.db.sessions() as session:
@@ -109,7 +115,7 @@ class Serving:
 
     async def resolve(self, ref: str, owner: str | None = None) -> tuple[str, LoadedModel]:
         """(model id, loaded model) without blocking the loop: a cache hit costs no thread hop."""
-        model_id = self.refs.get(ref if owner is None else f"{owner}\0{ref}")
+        model_id = self.refs.get(ref_key(ref, owner))
         loaded = self.cache.get(model_id) if model_id is not None else None
         if model_id is None or loaded is None:
             return await run_in_threadpool(self.lookup, ref, owner)
