@@ -1,15 +1,12 @@
 # One image for every role: `api`, `worker`, `migrate`, `token` or `up` (see docker-compose.yml).
 #
-#   docker build -t d2l-service:cpu .                                   # CPU wheels of torch
-#   docker build --build-arg TORCH_VARIANT=cu126 -t d2l-service:cu126 .  # CUDA 12.6 wheels
+#   docker build -t d2l-service .
 #
-# TORCH_VARIANT names a wheel index of download.pytorch.org (cpu, cu118, cu121, cu124, cu126,
-# cu128). CUDA wheels carry their own CUDA libraries, so both images start from the same slim
-# Python; a GPU host needs only its NVIDIA driver and the NVIDIA Container Toolkit.
+# Every package comes from the committed lock (requirements/s3.txt, exported from uv.lock), so
+# the image holds exactly the versions the test suite passed with. PyPI's torch wheel carries its
+# own CUDA libraries and runs on CPU-only hosts too; a GPU host needs only its NVIDIA driver and
+# the NVIDIA Container Toolkit.
 FROM python:3.11-slim
-
-ARG TORCH_VARIANT=cpu
-ARG TORCH_INDEX=https://download.pytorch.org/whl/${TORCH_VARIANT}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,9 +18,9 @@ RUN groupadd --system --gid 10001 d2l \
     && useradd --system --uid 10001 --gid d2l --home-dir /app --shell /usr/sbin/nologin d2l
 
 WORKDIR /app
-# torch and torchvision first, from the variant's own index (the ranges are pyproject's), so the
-# install of the service below finds them satisfied and never swaps in another build.
-RUN pip install --index-url "${TORCH_INDEX}" "torch>=2.4,<2.15" "torchvision>=0.19,<0.30"
+# The locked dependencies first (hash-checked), in a layer of their own that a code change keeps.
+COPY requirements/s3.txt ./requirements/s3.txt
+RUN pip install --require-hashes -r requirements/s3.txt
 COPY pyproject.toml README.md alembic.ini ./
 COPY api ./api
 COPY core ./core
@@ -31,8 +28,9 @@ COPY models ./models
 COPY worker ./worker
 COPY migrations ./migrations
 COPY d2l_client ./d2l_client
-# The s3 extra: D2L_ARTIFACT_URL=s3://... (MinIO, AWS S3) works in every image.
-RUN pip install ".[s3]" \
+# The service itself, its dependencies already there (the lock's s3 set: D2L_ARTIFACT_URL=s3://...
+# works in every image).
+RUN pip install --no-deps . \
     && mkdir -p /data \
     && chown -R d2l:d2l /data
 

@@ -37,14 +37,26 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def require(service: str, url: str, default_port: int) -> None:
-    """Skip (or fail, when CI requires services) if `service` does not answer at `url`."""
-    if _reachable(url, default_port):
-        return
-    reason = f"{service} is not reachable at {urlsplit(url).netloc}"
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose outside requirement is missing, or fail it when CI requires them all."""
     if os.environ.get("D2L_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{reason}, and D2L_REQUIRE_SERVICES=1 requires it")
     pytest.skip(reason)
+
+
+def require(service: str, url: str, default_port: int) -> None:
+    """Skip (or fail, when CI requires services) if `service` does not answer at `url`."""
+    if not _reachable(url, default_port):
+        skip_or_fail(f"{service} is not reachable at {urlsplit(url).netloc}")
+
+
+def require_chromium() -> str:
+    """Headless Chromium's program (Debian's `chromium`), or skip (fail in CI) without it."""
+    program = shutil.which("chromium") or shutil.which("chromium-browser")
+    if program is None:
+        skip_or_fail("needs Chromium (Debian: apt-get install chromium)")
+    assert program is not None
+    return program
 
 
 @contextmanager
@@ -139,10 +151,7 @@ def private_postgres(port: int) -> Iterator[PrivatePostgres]:
     """A running PrivatePostgres, stopped afterwards; skips (or fails under
     D2L_REQUIRE_SERVICES=1) where PostgreSQL's server programs are not installed."""
     if not PG_BIN:
-        reason = "PostgreSQL's server programs (initdb, pg_ctl) are not installed"
-        if os.environ.get("D2L_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and D2L_REQUIRE_SERVICES=1 requires them")
-        pytest.skip(reason)
+        skip_or_fail("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
     server = PrivatePostgres(port)
     server.init()
     server.start()

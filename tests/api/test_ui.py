@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 
@@ -17,8 +16,8 @@ from core.settings import Settings
 from tests.conftest import RecordingQueue
 from tests.factories import add_job
 from tests.live_server import serve
+from tests.services import require_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def test_the_page_is_served_without_outside_resources(client: TestClient) -> None:
@@ -39,9 +38,8 @@ def base_url(settings: Settings, sqlite_db: Database) -> Iterator[str]:
 
 def dump_dom(url: str) -> str:
     """The DOM after the page's scripts ran, as headless Chromium sees it."""
-    assert CHROMIUM is not None
     command = [
-        CHROMIUM,
+        require_chromium(),
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -54,7 +52,6 @@ def dump_dom(url: str) -> str:
     return done.stdout
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
 def test_a_browser_lists_the_experiment_and_shows_a_job_with_its_curves(
     base_url: str, sqlite_db: Database
 ) -> None:
