@@ -19,7 +19,6 @@ from tests.live_server import serve
 from tests.services import require_chromium
 
 
-
 def test_the_page_is_served_without_outside_resources(client: TestClient) -> None:
     response = client.get("/")
     assert response.status_code == 200
