@@ -12,15 +12,14 @@ from starlette.concurrency import run_in_threadpool
 
 import models
 from api.auth import OwnerDep
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from core import queries
 from core.artifacts import BaseArtifactStore
 from core.errors import InvalidInputError
 from core.tables import new_id
-from core.weights import check_loads, read_state_dict
+from core.weights import check_loads, describe_net, read_state_dict
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
-MAX_WEIGHTS_BYTES = 2 * 1024**3
 
 
 class UploadedWeightsOut(BaseModel):
@@ -54,27 +53,32 @@ def parse_config(config: str) -> dict[str, Any]:
 async def upload_checkpoint(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     owner: OwnerDep,
     file: Annotated[UploadFile, File(description="torch.save(net.state_dict()) or safetensors")],
     arch: Annotated[str, Form(description="The architecture the weights belong to.")],
-    config: Annotated[str, Form(description="The builder's options as JSON.")] = "{}",
+    config: Annotated[
+        str, Form(max_length=10_000, description="The builder's options as JSON.")
+    ] = "{}",
     in_channels: Annotated[int, Form(ge=1, le=64)] = 1,
     num_classes: Annotated[int, Form(ge=1, le=100_000)] = 10,
     input_size: Annotated[int | None, Form(ge=1, le=1024)] = None,
 ) -> UploadedWeightsOut:
-    """Stored only after it loads with strict=True into `arch` built with these sizes."""
+    """Stored only after it loads with strict=True into `arch` built with these sizes. The net
+    and the file may each take at most D2L_WEIGHTS_MAX_BYTES (413 beyond), both measured
+    before anything is loaded."""
     options = parse_config(config)
     try:
         size = input_size or models.get_architecture(arch).default_input_size
     except models.UnknownModelError as error:
         raise InvalidInputError(str(error)) from None
-    data = await file.read(MAX_WEIGHTS_BYTES + 1)
-    if len(data) > MAX_WEIGHTS_BYTES:
-        raise InvalidInputError(f"the file is larger than {MAX_WEIGHTS_BYTES} bytes")
-    filename = file.filename or "weights.pt"
-    state_dict = await run_in_threadpool(read_state_dict, filename, data)
+    limit = settings.weights_max_bytes
     shape = {"in_channels": in_channels, "num_classes": num_classes, "input_size": size}
-    await run_in_threadpool(check_loads, state_dict, arch=arch, config=options, **shape)
+    net = await run_in_threadpool(describe_net, arch=arch, config=options, max_bytes=limit, **shape)
+    data = await file.read()  # at most D2L_UPLOAD_MAX_BYTES: api/body_limit.py
+    filename = file.filename or "weights.pt"
+    state_dict = await run_in_threadpool(read_state_dict, filename, data, max_bytes=limit)
+    check_loads(state_dict, net=net, arch=arch, in_channels=in_channels, num_classes=num_classes)
     weights_id = new_id()
     store: BaseArtifactStore = request.app.state.serving.store
     stored = await run_in_threadpool(
