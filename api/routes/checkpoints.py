@@ -6,16 +6,17 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 import models
 from api.auth import OwnerDep
-from api.deps import SessionDep, SettingsDep
-from core import queries
+from api.deps import ServingDep, SessionDep, SettingsDep
+from core import queries, weights_queries
 from core.artifacts import BaseArtifactStore
-from core.errors import InvalidInputError
+from core.errors import ConflictError, InvalidInputError
+from core.storage_quota import storage_quota
 from core.tables import new_id
 from core.weights import check_loads, describe_net, read_state_dict
 
@@ -66,7 +67,10 @@ async def upload_checkpoint(
 ) -> UploadedWeightsOut:
     """Stored only after it loads with strict=True into `arch` built with these sizes. The net
     and the file may each take at most D2L_WEIGHTS_MAX_BYTES (413 beyond), both measured
-    before anything is loaded."""
+    before anything is loaded; what an owner stores is bounded by D2L_STORAGE_QUOTA_BYTES
+    (507 beyond)."""
+    quota = storage_quota(session, owner=owner, settings=settings)
+    quota.check_not_full()
     options = parse_config(config)
     try:
         size = input_size or models.get_architecture(arch).default_input_size
@@ -79,6 +83,7 @@ async def upload_checkpoint(
     filename = file.filename or "weights.pt"
     state_dict = await run_in_threadpool(read_state_dict, filename, data, max_bytes=limit)
     check_loads(state_dict, net=net, arch=arch, in_channels=in_channels, num_classes=num_classes)
+    quota.check(adding=sum(tensor.nbytes for tensor in state_dict.values()))
     weights_id = new_id()
     store: BaseArtifactStore = request.app.state.serving.store
     stored = await run_in_threadpool(
@@ -104,3 +109,25 @@ async def upload_checkpoint(
 def get_checkpoint(weights_id: str, session: SessionDep) -> UploadedWeightsOut:
     row = queries.get_uploaded_weights(session, weights_id=weights_id)
     return UploadedWeightsOut.model_validate(row, from_attributes=True)
+
+
+@router.delete(
+    "/{weights_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an uploaded state_dict (409 while a queued or running job starts from it)",
+)
+def delete_checkpoint(weights_id: str, session: SessionDep, serving: ServingDep) -> Response:
+    """Frees its bytes from the owner's storage quota. Models fine-tuned from it keep their
+    own checkpoints."""
+    row = queries.get_uploaded_weights(session, weights_id=weights_id)
+    jobs = weights_queries.active_jobs_using_weights(session, weights_id=weights_id)
+    if jobs:
+        raise ConflictError(
+            f"uploaded checkpoint {weights_id!r} is the starting point of queued or running "
+            f"job(s) {', '.join(jobs)}; cancel them or wait for them to finish"
+        )
+    path = row.path
+    weights_queries.delete_uploaded_weights_row(session, row=row)
+    session.commit()
+    serving.store.delete(path)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
