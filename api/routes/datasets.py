@@ -102,11 +102,7 @@ def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Upload an ImageFolder archive (.zip, .tar.gz), an .npz of x and y, or a CSV table",
-    responses={
-        413: {"description": "Over a size limit"},
-        422: {"description": "Refused"},
-        507: {"description": "Over the owner's storage quota"},
-    },
+    responses={413: {"description": "Over a size limit"}, 422: {"description": "Refused"}},
 )
 async def upload(
     session: SessionDep,
