@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_batch=settings.predict_max_batch,
         max_wait_ms=settings.predict_max_wait_ms,
         max_image_pixels=settings.upload_max_image_pixels,
+        max_samples=settings.predict_max_samples,
     )
     install_error_handlers(app)
     json_error_schemas(app)

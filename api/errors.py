@@ -29,6 +29,7 @@ def documented_errors() -> dict[int | str, dict[str, Any]]:
         422: "Invalid input; `detail` says what to fix",
         429: "Too many jobs submitted or queued by this owner; retry after `Retry-After` s",
         503: "A service it needs (the broker) is unreachable",
+        507: "Over the owner's storage quota (D2L_STORAGE_QUOTA_BYTES): delete uploads to free it",
     }
     return {code: {"model": ErrorOut, "description": text} for code, text in reasons.items()}
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +23,7 @@ from core import model_registry
 from core.artifacts import BaseArtifactStore
 from core.datasets.images import DEFAULT_MAX_PIXELS
 from core.db import Database
+from core.errors import TooLargeError
 from core.inference import LoadedModel, as_batch, images_batch, load_model
 from core.ownership import scope_to_owner
 from core.predict_schemas import PredictRequest, PredictResponse
@@ -50,12 +53,14 @@ class Serving:
         max_batch: int = 32,
         max_wait_ms: float = 2.0,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        max_samples: int = 4096,
     ) -> None:
         self.db = db
         self.store = store
         self.device = torch.device(device)
         self.max_image_pixels = max_image_pixels
         self.max_batch = max_batch
+        self.max_samples = max_samples
         self.max_wait_s = max_wait_ms / 1000
         self.cache = ModelCache(max_bytes=max_bytes, max_models=capacity)
         self.refs = RefCache(REF_TTL_S)
@@ -121,13 +126,25 @@ class Serving:
             return await run_in_threadpool(self.lookup, ref, owner)
         return model_id, loaded
 
+    def check_samples(self, count: int) -> None:
+        """413 for more samples than one request may carry (D2L_PREDICT_MAX_SAMPLES)."""
+        if count > self.max_samples:
+            raise TooLargeError(
+                f"{count} samples in one request; at most {self.max_samples} are served "
+                "(D2L_PREDICT_MAX_SAMPLES): send them in several requests, or predict a whole "
+                'dataset with a predict job (POST /v1/jobs with "kind": "predict")'
+            )
+
     async def predict(
         self, ref: str, request: PredictRequest, owner: str | None = None
     ) -> PredictResponse:
         """Class probabilities (or values) for raw samples, preprocessed as in training."""
         model_id, loaded = await self.resolve(ref, owner)
         raw = as_batch(request.inputs, loaded.preprocessing.raw_shape)
-        return await self._batcher(model_id).submit(loaded, raw, top_k=request.top_k)
+        self.check_samples(len(raw))
+        if len(raw) <= self.max_batch:  # the hot path: one submit, as it always was
+            return await self._batcher(model_id).submit(loaded, raw, top_k=request.top_k)
+        return await self._in_chunks(model_id, loaded, _views(raw, self.max_batch), request.top_k)
 
     async def predict_images(
         self,
@@ -137,12 +154,44 @@ class Serving:
         top_k: int | None,
         owner: str | None = None,
     ) -> PredictResponse:
-        """Class probabilities for image files (name, bytes), decoded to the model's raw shape."""
+        """Class probabilities for image files (name, bytes), decoded to the model's raw shape
+        one forward pass's worth at a time."""
+        self.check_samples(len(images))
         model_id, loaded = await self.resolve(ref, owner)
-        raw = await run_in_threadpool(
+        if len(images) <= self.max_batch:
+            raw = await self._decode(images, loaded)
+            return await self._batcher(model_id).submit(loaded, raw, top_k=top_k)
+        return await self._in_chunks(model_id, loaded, self._decoded(images, loaded), top_k)
+
+    async def _decode(self, images: list[tuple[str, bytes]], loaded: LoadedModel) -> torch.Tensor:
+        return await run_in_threadpool(
             images_batch, images, loaded.preprocessing, max_pixels=self.max_image_pixels
         )
-        return await self._batcher(model_id).submit(loaded, raw, top_k=top_k)
+
+    async def _decoded(
+        self, images: list[tuple[str, bytes]], loaded: LoadedModel
+    ) -> AsyncIterator[torch.Tensor]:
+        """The images as raw samples, `max_batch` at a time: a request's decoded pixels are
+        never all in memory at once."""
+        for start in range(0, len(images), self.max_batch):
+            yield await self._decode(images[start : start + self.max_batch], loaded)
+
+    async def _in_chunks(
+        self,
+        model_id: str,
+        loaded: LoadedModel,
+        chunks: AsyncIterator[torch.Tensor],
+        top_k: int | None,
+    ) -> PredictResponse:
+        """One request's samples through the batcher a forward pass at a time, so no pass (and
+        no preprocessing at network size) holds more than `max_batch` samples. Chunks are
+        submitted one after the other: other clients' requests join the passes in between
+        instead of waiting behind all of a large request."""
+        predictions: list[Any] = []
+        async for raw in chunks:
+            answer = await self._batcher(model_id).submit(loaded, raw, top_k=top_k)
+            predictions.extend(answer.predictions)
+        return PredictResponse(model_id=model_id, predictions=predictions)
 
     def _batcher(self, model_id: str) -> MicroBatcher:
         batcher = self._batchers.get(model_id)
@@ -162,3 +211,9 @@ class Serving:
         self.cache.discard(model_id)
         self._batchers.pop(model_id, None)
         self.refs.clear()
+
+
+async def _views(raw: torch.Tensor, size: int) -> AsyncIterator[torch.Tensor]:
+    """`raw` in consecutive slices of at most `size` samples (views: nothing is copied)."""
+    for part in raw.split(size):
+        yield part

@@ -45,3 +45,15 @@ class TooManyRequestsError(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class TooLargeError(InvalidInputError):
+    """More than one request may carry or expand to (413): the client must send less."""
+
+    status_code = 413
+
+
+class StorageQuotaError(ServiceError):
+    """An owner's stored uploads and weights would pass their quota (507): free space first."""
+
+    status_code = 507

@@ -19,7 +19,11 @@ class PredictRequest(Frozen):
         json_schema_extra={"examples": [{"inputs": [[0, 0, 5, 13, 9, 1, 0, 0]] * 8}]},
     )
 
-    inputs: list[Any] = Field(min_length=1, max_length=4096)
+    inputs: list[Any] = Field(
+        min_length=1,
+        description="One sample, or a list of samples: at most D2L_PREDICT_MAX_SAMPLES (default "
+        "4096) per request (413 beyond).",
+    )
     top_k: int | None = Field(default=None, ge=1, description="Only the k most likely classes.")
 
 

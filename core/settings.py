@@ -136,6 +136,30 @@ class Settings(BaseSettings):
     upload_max_image_pixels: int = Field(
         default=4096 * 4096, ge=1, description="Most pixels of one uploaded or predicted image."
     )
+    predict_max_samples: int = Field(
+        default=4096,
+        ge=1,
+        description="Most samples (rows, or image files) one predict request may carry (413 "
+        "beyond); a whole dataset is predicted by a predict job.",
+    )
+    upload_max_upscale: float = Field(
+        default=16.0,
+        ge=1.0,
+        description="Most times an image upload's `size` may enlarge the decoded pixels it "
+        "stores (413 beyond): upscaling belongs to the job's input_size, not to storage.",
+    )
+    weights_max_bytes: int = Field(
+        default=2**30,
+        ge=1,
+        description="Most bytes an uploaded state_dict may expand to, and the most bytes of "
+        "weights the net it describes may have (413 beyond).",
+    )
+    storage_quota_bytes: int = Field(
+        default=10 * 2**30,
+        ge=0,
+        description="Most bytes of uploaded datasets and weights one owner may store (507 "
+        "beyond); 0: no bound.",
+    )
 
     @field_validator("data_dir", "artifact_dir")
     @classmethod

@@ -6,21 +6,21 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 import models
 from api.auth import OwnerDep
-from api.deps import SessionDep
-from core import queries
+from api.deps import ServingDep, SessionDep, SettingsDep
+from core import queries, weights_queries
 from core.artifacts import BaseArtifactStore
-from core.errors import InvalidInputError
+from core.errors import ConflictError, InvalidInputError
+from core.storage_quota import storage_quota
 from core.tables import new_id
-from core.weights import check_loads, read_state_dict
+from core.weights import check_loads, describe_net, read_state_dict
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
-MAX_WEIGHTS_BYTES = 2 * 1024**3
 
 
 class UploadedWeightsOut(BaseModel):
@@ -54,27 +54,36 @@ def parse_config(config: str) -> dict[str, Any]:
 async def upload_checkpoint(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     owner: OwnerDep,
     file: Annotated[UploadFile, File(description="torch.save(net.state_dict()) or safetensors")],
     arch: Annotated[str, Form(description="The architecture the weights belong to.")],
-    config: Annotated[str, Form(description="The builder's options as JSON.")] = "{}",
+    config: Annotated[
+        str, Form(max_length=10_000, description="The builder's options as JSON.")
+    ] = "{}",
     in_channels: Annotated[int, Form(ge=1, le=64)] = 1,
     num_classes: Annotated[int, Form(ge=1, le=100_000)] = 10,
     input_size: Annotated[int | None, Form(ge=1, le=1024)] = None,
 ) -> UploadedWeightsOut:
-    """Stored only after it loads with strict=True into `arch` built with these sizes."""
+    """Stored only after it loads with strict=True into `arch` built with these sizes. The net
+    and the file may each take at most D2L_WEIGHTS_MAX_BYTES (413 beyond), both measured
+    before anything is loaded; what an owner stores is bounded by D2L_STORAGE_QUOTA_BYTES
+    (507 beyond)."""
+    quota = storage_quota(session, owner=owner, settings=settings)
+    quota.check_not_full()
     options = parse_config(config)
     try:
         size = input_size or models.get_architecture(arch).default_input_size
     except models.UnknownModelError as error:
         raise InvalidInputError(str(error)) from None
-    data = await file.read(MAX_WEIGHTS_BYTES + 1)
-    if len(data) > MAX_WEIGHTS_BYTES:
-        raise InvalidInputError(f"the file is larger than {MAX_WEIGHTS_BYTES} bytes")
-    filename = file.filename or "weights.pt"
-    state_dict = await run_in_threadpool(read_state_dict, filename, data)
+    limit = settings.weights_max_bytes
     shape = {"in_channels": in_channels, "num_classes": num_classes, "input_size": size}
-    await run_in_threadpool(check_loads, state_dict, arch=arch, config=options, **shape)
+    net = await run_in_threadpool(describe_net, arch=arch, config=options, max_bytes=limit, **shape)
+    data = await file.read()  # at most D2L_UPLOAD_MAX_BYTES: api/body_limit.py
+    filename = file.filename or "weights.pt"
+    state_dict = await run_in_threadpool(read_state_dict, filename, data, max_bytes=limit)
+    check_loads(state_dict, net=net, arch=arch, in_channels=in_channels, num_classes=num_classes)
+    quota.check(adding=sum(tensor.nbytes for tensor in state_dict.values()))
     weights_id = new_id()
     store: BaseArtifactStore = request.app.state.serving.store
     stored = await run_in_threadpool(
@@ -100,3 +109,25 @@ async def upload_checkpoint(
 def get_checkpoint(weights_id: str, session: SessionDep) -> UploadedWeightsOut:
     row = queries.get_uploaded_weights(session, weights_id=weights_id)
     return UploadedWeightsOut.model_validate(row, from_attributes=True)
+
+
+@router.delete(
+    "/{weights_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an uploaded state_dict (409 while a queued or running job starts from it)",
+)
+def delete_checkpoint(weights_id: str, session: SessionDep, serving: ServingDep) -> Response:
+    """Frees its bytes from the owner's storage quota. Models fine-tuned from it keep their
+    own checkpoints."""
+    row = queries.get_uploaded_weights(session, weights_id=weights_id)
+    jobs = weights_queries.active_jobs_using_weights(session, weights_id=weights_id)
+    if jobs:
+        raise ConflictError(
+            f"uploaded checkpoint {weights_id!r} is the starting point of queued or running "
+            f"job(s) {', '.join(jobs)}; cancel them or wait for them to finish"
+        )
+    path = row.path
+    weights_queries.delete_uploaded_weights_row(session, row=row)
+    session.commit()
+    serving.store.delete(path)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

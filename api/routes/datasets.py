@@ -16,6 +16,7 @@ from core.datasets.stored import META_FILE, read_meta, upload_dir
 from core.datasets.uploads import UploadLimits, receive_upload, remove_upload
 from core.errors import ConflictError, InvalidInputError
 from core.settings import Settings
+from core.storage_quota import storage_quota
 from core.tables import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -86,6 +87,7 @@ def upload_limits(settings: Settings) -> UploadLimits:
         max_members=settings.upload_max_members,
         max_expanded_bytes=settings.upload_max_expanded_bytes,
         max_image_pixels=settings.upload_max_image_pixels,
+        max_upscale=settings.upload_max_upscale,
     )
 
 
@@ -130,8 +132,11 @@ async def upload(
     ] = "auto",
 ) -> DatasetOut:
     """Validated before it is accepted; a refused upload leaves no file behind. The answer's
-    `id` is what a job names in `dataset.name`."""
+    `id` is what a job names in `dataset.name`. What an owner stores is bounded by
+    D2L_STORAGE_QUOTA_BYTES (507 beyond, before anything is written)."""
     root = settings.datasets_dir
+    quota = storage_quota(session, owner=owner, settings=settings)
+    quota.check_not_full()
     meta = await run_in_threadpool(
         receive_upload,
         file.file,
@@ -142,6 +147,7 @@ async def upload(
         name=name,
         target=target,
         task=task,
+        check_room=quota.check,
     )
     try:
         row = dataset_queries.create_dataset(session, meta=meta, owner=owner)

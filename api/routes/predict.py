@@ -17,11 +17,9 @@ from pydantic import ValidationError
 
 from api.auth import OwnerDep
 from api.serving import Serving
-from core.errors import InvalidInputError
 from core.predict_schemas import PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
-MAX_IMAGES = 256
 PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -95,8 +93,7 @@ async def predict_images(
 ) -> Response:
     """Each image is converted to the model's channels (grey/RGB) and raw size, then goes
     through the preprocessing the model was trained with; labels are its class names."""
-    if len(files) > MAX_IMAGES:
-        raise InvalidInputError(f"at most {MAX_IMAGES} images per request, got {len(files)}")
+    serving.check_samples(len(files))  # before any file is read
     images = [
         (upload.filename or f"file {index}", await upload.read())
         for index, upload in enumerate(files)

@@ -15,16 +15,14 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, TooLargeError
 
 COPY_CHUNK = 1 << 20
 DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-class UploadTooLargeError(InvalidInputError):
+class UploadTooLargeError(TooLargeError):
     """An upload over a size or count limit (413: the client must send less)."""
-
-    status_code = 413
 
 
 class ArchiveError(InvalidInputError):

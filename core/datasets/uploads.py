@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
 import uuid
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +43,7 @@ class UploadLimits:
     max_members: int
     max_expanded_bytes: int
     max_image_pixels: int
+    max_upscale: float = math.inf  # stored pixels / decoded pixels, for images resized to `size`
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ def read_image_folder(
     files: list[tuple[Path, int]] = []
     sizes: Counter[tuple[int, int]] = Counter()
     all_grey = True
+    decoded = 0  # pixels of every image at its own size
     classes = class_folders(folder)
     for label, class_folder in enumerate(classes):
         members = image_files(class_folder)
@@ -129,6 +133,7 @@ def read_image_folder(
             except ImageDecodeError as error:
                 raise InvalidInputError(f"{path.relative_to(folder)}: {error}") from None
             sizes[(image.height, image.width)] += 1
+            decoded += image.height * image.width
             all_grey = all_grey and is_grey(image)
             files.append((path, label))
     height, width = size or sizes.most_common(1)[0][0]
@@ -136,8 +141,9 @@ def read_image_folder(
     if len(files) * int(np.prod(raw_shape)) > limits.max_expanded_bytes:
         raise UploadTooLargeError(
             f"{len(files)} images of {list(raw_shape)} are more than "
-            f"{limits.max_expanded_bytes} bytes decoded"
+            f"{limits.max_expanded_bytes} bytes decoded (D2L_UPLOAD_MAX_EXPANDED_BYTES)"
         )
+    check_upscale(len(files), (height, width), decoded=decoded, limits=limits)
     images = np.empty((len(files), *raw_shape), dtype=np.uint8)
     for index, (path, _) in enumerate(files):
         images[index] = decode_image(path, raw_shape=raw_shape).numpy()
@@ -146,6 +152,20 @@ def read_image_folder(
         labels=np.array([label for _, label in files], dtype=np.int64),
         class_names=[class_folder.name for class_folder in classes],
     )
+
+
+def check_upscale(count: int, size: tuple[int, int], *, decoded: int, limits: UploadLimits) -> None:
+    """413 when `size` would store the images at more than `max_upscale` times the pixels they
+    have: enlarging costs storage and adds nothing a job's `input_size` would not (it resizes
+    each minibatch on the device), so a thousand 1x1 PNGs never become a gigabyte on disk."""
+    stored = count * size[0] * size[1]
+    if stored > limits.max_upscale * decoded:
+        raise UploadTooLargeError(
+            f"size {size[0]}x{size[1]} would store {count} images at {stored / decoded:.0f}x "
+            f"the {decoded} pixels they have; at most {limits.max_upscale:g}x is stored "
+            "(D2L_UPLOAD_MAX_UPSCALE): leave size out (or give a smaller one) and set the job's "
+            "model.input_size, which resizes them for the net"
+        )
 
 
 def as_pixels(x: np.ndarray, filename: str) -> np.ndarray:
@@ -287,11 +307,14 @@ def receive_upload(
     name: str | None = None,
     target: str | None = None,
     task: Task = "auto",
+    check_room: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Validate and store an upload under `root/uploads/<new id>`; returns its metadata.
 
     `size` applies to images; `target` (the label column, default the last) and `task` to a
-    CSV. Nothing is left behind when any check fails (the staging folder is removed)."""
+    CSV. `check_room` is told the bytes about to be stored, before they are written, and may
+    refuse them (an owner's storage quota). Nothing is left behind when any check fails (the
+    staging folder is removed)."""
     kind = upload_format(filename)
     if kind != "csv" and (target is not None or task != "auto"):
         raise InvalidInputError("target and task apply to CSV uploads only; remove them")
@@ -330,6 +353,8 @@ def receive_upload(
             )
             x, y = examples.images, examples.labels
         received.unlink()
+        if check_room is not None:
+            check_room(x.nbytes + y.nbytes)
         np.savez(staging / DATA_FILE, x=x, y=y)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2))
         os.replace(staging, uploads / meta["id"])  # one rename: all of it appears at once
