@@ -25,11 +25,11 @@ def documented_errors() -> dict[int | str, dict[str, Any]]:
         401: "Authentication needed (D2L_AUTH=on): send `Authorization: Bearer <token>`",
         404: "No such job, model, dataset or other resource",
         409: "Conflicts with the resource's state (e.g. deleting what is in use)",
-        413: "The body is over its size limit",
+        413: "Over a size limit: the body, or the owner's storage quota "
+        "(D2L_STORAGE_QUOTA_BYTES; delete uploads to free it)",
         422: "Invalid input; `detail` says what to fix",
         429: "Too many jobs submitted or queued by this owner; retry after `Retry-After` s",
         503: "A service it needs (the broker) is unreachable",
-        507: "Over the owner's storage quota (D2L_STORAGE_QUOTA_BYTES): delete uploads to free it",
     }
     return {code: {"model": ErrorOut, "description": text} for code, text in reasons.items()}
 

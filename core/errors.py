@@ -54,6 +54,7 @@ class TooLargeError(InvalidInputError):
 
 
 class StorageQuotaError(ServiceError):
-    """An owner's stored uploads and weights would pass their quota (507): free space first."""
+    """An owner's stored uploads and weights would pass their quota: free space first. A 413
+    like every other size limit (not 507): it is the client's to fix, never a server fault."""
 
-    status_code = 507
+    status_code = 413

@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     storage_quota_bytes: int = Field(
         default=10 * 2**30,
         ge=0,
-        description="Most bytes of uploaded datasets and weights one owner may store (507 "
+        description="Most bytes of uploaded datasets and weights one owner may store (413 "
         "beyond); 0: no bound.",
     )
 

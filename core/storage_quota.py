@@ -66,7 +66,7 @@ class StorageQuota:
     limit: int
 
     def check(self, adding: int) -> None:
-        """StorageQuotaError (507) when `adding` more bytes would pass the quota."""
+        """StorageQuotaError (413) when `adding` more bytes would pass the quota."""
         if not self.limit or self.used + adding <= self.limit:
             return
         who = f"owner {self.owner!r}" if self.owner is not None else "this service"

@@ -68,7 +68,7 @@ async def upload_checkpoint(
     """Stored only after it loads with strict=True into `arch` built with these sizes. The net
     and the file may each take at most D2L_WEIGHTS_MAX_BYTES (413 beyond), both measured
     before anything is loaded; what an owner stores is bounded by D2L_STORAGE_QUOTA_BYTES
-    (507 beyond)."""
+    (413 beyond)."""
     quota = storage_quota(session, owner=owner, settings=settings)
     quota.check_not_full()
     options = parse_config(config)

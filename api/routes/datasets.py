@@ -133,7 +133,7 @@ async def upload(
 ) -> DatasetOut:
     """Validated before it is accepted; a refused upload leaves no file behind. The answer's
     `id` is what a job names in `dataset.name`. What an owner stores is bounded by
-    D2L_STORAGE_QUOTA_BYTES (507 beyond, before anything is written)."""
+    D2L_STORAGE_QUOTA_BYTES (413 beyond, before anything is written)."""
     root = settings.datasets_dir
     quota = storage_quota(session, owner=owner, settings=settings)
     quota.check_not_full()

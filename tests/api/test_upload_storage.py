@@ -1,5 +1,5 @@
 """What an upload may store: images are not enlarged past D2L_UPLOAD_MAX_UPSCALE, and an
-owner's uploaded datasets and weights stay within D2L_STORAGE_QUOTA_BYTES (507, with what is
+owner's uploaded datasets and weights stay within D2L_STORAGE_QUOTA_BYTES (413, with what is
 used, the quota and how to free space); deleting frees it."""
 
 from __future__ import annotations
@@ -84,13 +84,13 @@ def service(tmp_path: Path, **overrides: Any) -> Iterator[tuple[TestClient, Sett
     db.engine.dispose()
 
 
-def test_a_dataset_past_the_owners_quota_is_a_507_until_space_is_freed(tmp_path: Path) -> None:
+def test_a_dataset_past_the_owners_quota_is_a_413_until_space_is_freed(tmp_path: Path) -> None:
     quota = DIGITS_BYTES + 1000  # room for one dataset, not two
     with service(tmp_path, storage_quota_bytes=quota) as (client, settings):
         first = upload_dataset(client, digits_npz(0), "a.npz")
         assert first.status_code == 201, first.text
         refused = upload_dataset(client, digits_npz(1), "b.npz")
-        assert refused.status_code == 507, refused.text
+        assert refused.status_code == 413, refused.text
         detail = refused.json()["detail"]
         assert f"stores {DIGITS_BYTES} bytes" in detail and f"needs {DIGITS_BYTES} more" in detail
         assert f"quota of {quota} bytes (D2L_STORAGE_QUOTA_BYTES)" in detail
@@ -109,9 +109,9 @@ def test_uploaded_weights_count_against_the_quota_and_deleting_them_frees_it(
         weights = upload_weights(client)
         assert weights.status_code == 201, weights.text
         again = upload_weights(client)
-        assert again.status_code == 507 and "DELETE /v1/checkpoints/{id}" in again.text
+        assert again.status_code == 413 and "DELETE /v1/checkpoints/{id}" in again.text
         refused = upload_dataset(client, digits_npz(), "a.npz")
-        assert refused.status_code == 507
+        assert refused.status_code == 413
         assert f"stores {weights_bytes} bytes" in refused.json()["detail"]
         weights_id = weights.json()["id"]
         finetune = {
