@@ -75,7 +75,7 @@ def _announce(sender: Any = None, **_: Any) -> None:
 
 def _heartbeat(hostname: str) -> None:
     """The worker's own heartbeat, and the reaper of jobs whose worker died."""
-    from worker.reaper import reap
+    from worker.reaper import reap, republish_lost, wake_sweeps
 
     job_queue = JobQueue(app, settings)
     period = min(HEARTBEAT_S, settings.heartbeat_timeout_s / 2)
@@ -89,6 +89,8 @@ def _heartbeat(hostname: str) -> None:
                 timeout_s=settings.heartbeat_timeout_s,
                 max_attempts=settings.max_attempts,
             )
+            republish_lost(database, job_queue, older_than_s=settings.republish_queued_after_s)
+            wake_sweeps(database, job_queue, idle_s=period)
         except Exception as error:  # noqa: BLE001  (a missed beat must not kill the worker)
             log.warning("heartbeat of %s failed: %s", hostname, error)
 
