@@ -69,10 +69,15 @@ def die_with_parent(parent_pid: int) -> Callable[[], None]:
     return arm
 
 
-def embedded_worker_name() -> str:
-    """A worker name of this start alone: two `up`s on one machine (or a restarted one beside
-    an orphan) never share one, so one's shutdown never reads as the other's."""
-    return f"embedded@{socket.gethostname()}-{secrets.token_hex(3)}"
+def unique_worker_name(node: str) -> str:
+    """A worker name of this start alone: two workers on one machine (two `up`s, a restarted
+    one beside an orphan) never share one, so one's shutdown never reads as the other's."""
+    return f"{node}@{socket.gethostname()}-{secrets.token_hex(3)}"
+
+
+def names_itself(celery_args: Sequence[str]) -> bool:
+    """Whether the worker's options give its name (`-n NAME`, `--hostname NAME`)."""
+    return any(arg == "-n" or arg.startswith("--hostname") for arg in celery_args)
 
 
 def migrate() -> None:
@@ -126,7 +131,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         "--concurrency",
         str(args.concurrency),
         "--hostname",
-        embedded_worker_name(),
+        unique_worker_name("embedded"),
     ]
     with_us = die_with_parent(os.getpid())
     children = {
@@ -145,7 +150,10 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    command = worker_command(args.celery_args or ["--loglevel", get_settings().log_level])
+    celery_args = list(args.celery_args or ["--loglevel", get_settings().log_level])
+    if not names_itself(celery_args):  # Celery's default, celery@HOST, is one per machine
+        celery_args += ["--hostname", unique_worker_name("celery")]
+    command = worker_command(celery_args)
     os.execv(command[0], command)
 
 
