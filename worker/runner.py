@@ -26,7 +26,7 @@ from core.predict_jobs import PredictJobCreate, parse_job_params
 from core.queries import CANCELLED_AWAY, LAYER_SPLIT
 from core.references import resolve_references
 from core.schemas import FINISHED_STATUSES, JobCreate
-from core.tables import Model, utcnow
+from core.tables import Job, Model, utcnow
 from worker import devices, distributed
 from worker.checkpoints import resumable
 from worker.engine import fit
@@ -273,11 +273,7 @@ class JobRunner:
                 log.warning("job %s failed: out of attempts", job_id)
                 return None
             spec = parse_job_params(job.params)
-            try:  # what the job names must be its owner's, as at submission
-                resolve_references(scope_to_owner(session, job.owner), spec)
-            except InvalidInputError as error:
-                queries.finish_job(session, job=job, status="failed", error=str(error))
-                log.warning("job %s refused: %s", job_id, error)
+            if not names_only_its_owners(session, job, spec):
                 return None
             try:
                 device = devices.resolve_device(spec.device)
@@ -408,6 +404,18 @@ class JobRunner:
             queries.finish_job(session, job=job, status=status, error=message)
 
         self.db.write(finish)
+
+
+def names_only_its_owners(session: Session, job: Job, spec: JobCreate | PredictJobCreate) -> bool:
+    """Whether every stored thing the job names is its owner's, as the API checked at
+    submission; a job naming another owner's (or a vanished) thing fails, saying which."""
+    try:
+        resolve_references(scope_to_owner(session, job.owner), spec)
+    except InvalidInputError as error:
+        queries.finish_job(session, job=job, status="failed", error=str(error))
+        log.warning("job %s refused: %s", job.id, error)
+        return False
+    return True
 
 
 def out_of_memory_advice(spec: JobCreate, device: torch.device) -> str:
