@@ -31,6 +31,7 @@ from api.routes import predict as predict_routes
 from api.serving import Serving
 from core.artifacts import open_artifact_store
 from core.db import Database
+from core.leftovers import remove_unfinished_uploads
 from core.queue import JobQueue, make_celery
 from core.settings import Settings, get_settings
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """An app bound to `settings` (the environment's when omitted)."""
     settings = settings or get_settings()
     settings.ensure_dirs()
+    # Staging folders of uploads an API process killed midway left (old ones: not in progress).
+    remove_unfinished_uploads(settings.datasets_dir, older_than_s=settings.leftover_age_s)
     settings.apply_torch_threads()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -23,6 +23,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,11 @@ class BaseArtifactStore(ABC):
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
         """The keys under the folder `prefix` (e.g. `logs/<job_id>`), sorted; [] when none."""
+
+    @abstractmethod
+    def stale_keys(self, prefix: str, *, older_than_s: float) -> list[str]:
+        """The keys under the folder `prefix` last written more than `older_than_s` ago, sorted
+        (temp files of writes under way are not keys); a key of unknown age is left out."""
 
     @abstractmethod
     def check(self) -> None:
@@ -193,6 +199,17 @@ class ArtifactStore(BaseArtifactStore):
                 continue
         return removed
 
+    def stale_keys(self, prefix: str, *, older_than_s: float) -> list[str]:
+        cutoff = time.time() - older_than_s
+        stale = []
+        for key in self.list_keys(prefix):
+            try:
+                if self.resolve(key).stat().st_mtime < cutoff:
+                    stale.append(key)
+            except FileNotFoundError:  # removed meanwhile
+                continue
+        return stale
+
     def list_keys(self, prefix: str) -> list[str]:
         folder = self.resolve(prefix)
         if not folder.is_dir():
@@ -253,6 +270,17 @@ class FsspecArtifactStore(BaseArtifactStore):
         if not self.fs.exists(bucket):
             raise ArtifactError(f"bucket {bucket!r} of {self._url} does not exist")
 
+    def stale_keys(self, prefix: str, *, older_than_s: float) -> list[str]:
+        folder = self.key_path(prefix)
+        self.fs.invalidate_cache(folder)
+        cutoff = time.time() - older_than_s
+        found: dict[str, dict[str, Any]] = self.fs.find(folder, detail=True)
+        return sorted(
+            f"{prefix}/{path.removeprefix(folder + '/')}"
+            for path, info in found.items()
+            if (written := _written_at(info)) is not None and written < cutoff
+        )
+
     def list_keys(self, prefix: str) -> list[str]:
         folder = self.key_path(prefix)
         self.fs.invalidate_cache(folder)  # another process may have written since
@@ -276,6 +304,18 @@ def open_artifact_store(settings: Settings) -> BaseArtifactStore:
     if settings.artifact_url:
         return open_artifact_url(settings.artifact_url, settings.artifact_storage_options)
     return ArtifactStore(settings.artifacts)
+
+
+def _written_at(info: dict[str, Any]) -> float | None:
+    """When an fsspec object was written (POSIX seconds), by the name its filesystem uses:
+    `LastModified` (S3), `mtime` (local), `created` (memory); None when it gives none."""
+    for name in ("LastModified", "mtime", "created"):
+        value = info.get(name)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+    return None
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,20 +1,25 @@
 """`d2l-service`: the one command that migrates, serves, and runs workers.
 
 The API and the worker run as child processes started by module name, so this module (in `core`)
-imports neither; `up` supervises both and stops both when either ends or on Ctrl-C / SIGTERM.
+imports neither; `up` supervises both and stops both when either ends or on Ctrl-C / SIGTERM. A
+supervisor killed outright (SIGKILL, the OOM killer) takes them along: on Linux each child asks
+the kernel for a SIGTERM when its parent dies, so the worker shuts down warm (its jobs go back to
+the queue, its pool children stop with it) and the API frees its port.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from core import tokens
@@ -26,6 +31,7 @@ from d2l_client.commands import add_client_commands
 
 log = logging.getLogger("d2l-service")
 SHUTDOWN_GRACE_S = 30
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def api_command(host: str, port: int, workers: int = 1) -> list[str]:
@@ -46,6 +52,32 @@ def api_command(host: str, port: int, workers: int = 1) -> list[str]:
 
 def worker_command(celery_args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", *celery_args]
+
+
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A `preexec_fn`: the child gets SIGTERM when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing). A parent already gone before the call is caught too."""
+
+    def arm() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # died between fork and prctl: no signal will come
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+def unique_worker_name(node: str) -> str:
+    """A worker name of this start alone: two workers on one machine (two `up`s, a restarted
+    one beside an orphan) never share one, so one's shutdown never reads as the other's."""
+    return f"{node}@{socket.gethostname()}-{secrets.token_hex(3)}"
+
+
+def names_itself(celery_args: Sequence[str]) -> bool:
+    """Whether the worker's options give its name (`-n NAME`, `--hostname NAME`)."""
+    return any(arg == "-n" or arg.startswith("--hostname") for arg in celery_args)
 
 
 def migrate() -> None:
@@ -99,11 +131,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         "--concurrency",
         str(args.concurrency),
         "--hostname",
-        f"embedded@{socket.gethostname()}",
+        unique_worker_name("embedded"),
     ]
+    with_us = die_with_parent(os.getpid())
     children = {
-        "worker": subprocess.Popen(worker_command(worker_args)),
-        "api": subprocess.Popen(api_command(args.host, args.port)),
+        "worker": subprocess.Popen(worker_command(worker_args), preexec_fn=with_us),
+        "api": subprocess.Popen(api_command(args.host, args.port), preexec_fn=with_us),
     }
     log.info("serving on http://%s:%d (Swagger UI at /docs)", args.host, args.port)
     return supervise(children)
@@ -117,7 +150,10 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    command = worker_command(args.celery_args or ["--loglevel", get_settings().log_level])
+    celery_args = list(args.celery_args or ["--loglevel", get_settings().log_level])
+    if not names_itself(celery_args):  # Celery's default, celery@HOST, is one per machine
+        celery_args += ["--hostname", unique_worker_name("celery")]
+    command = worker_command(celery_args)
     os.execv(command[0], command)
 
 

@@ -4,7 +4,9 @@ With auth on, the API tags each request's session with the caller's owner. Every
 session runs then gets SQLAlchemy's `with_loader_criteria` for the owned tables (jobs, datasets,
 uploaded weights, and through their jobs the models, aliases and experiments), so a row of
 another owner is simply not there: the route answers 404 as for an id that never existed, and no
-query can forget the check. Workers' sessions are never tagged: they run every owner's jobs.
+query can forget the check. A worker's own bookkeeping runs untagged (it runs every owner's
+jobs), but whatever a job *names* (a fine-tune source, a model, an uploaded dataset) the worker
+resolves in a session tagged with the job's owner (`scope_to_job_owner`), never unscoped.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ def session_owner(session: Session) -> str | None:
     """The owner a session is scoped to, None when unscoped; new rows are created for it."""
     owner: str | None = session.info.get(OWNER_KEY)
     return owner
+
+
+def scope_to_job_owner(session: Session, *, job_id: str) -> Session:
+    """Make `session` see only what job `job_id`'s owner sees (everything when it has none)."""
+    owner = session.scalar(
+        select(Job.owner).where(Job.id == job_id), execution_options={ALL_OWNERS: True}
+    )
+    return scope_to_owner(session, owner)
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -29,6 +29,7 @@ from core.tables import (
 )
 
 MetricKey = tuple[str, str]  # (split, name)
+CANCELLED_AWAY = "cancelled while its worker was away; checkpoints are kept"
 LAYER_SPLIT = "layers"  # per-layer diagnostics: many rows, left out of job summaries
 
 
@@ -178,14 +179,21 @@ def stale_jobs(session: Session, *, silent_since: datetime) -> Sequence[Job]:
     return session.scalars(query).unique().all()
 
 
-def requeue_job(session: Session, *, job: Job, shutdown: bool = False) -> None:
+def requeue_job(session: Session, *, job: Job, shutdown: bool = False) -> bool:
     """Back in the queue after its worker died (or, `shutdown`, stopped it to shut down: not a
-    failed attempt); the next attempt resumes from its checkpoint."""
+    failed attempt); the next attempt resumes from its checkpoint. A job whose cancel was asked
+    for ends `cancelled` instead and never trains again: whether it went back (the caller then
+    publishes it)."""
+    if job.cancel_requested:
+        finish_job(session, job=job, status="cancelled", error=CANCELLED_AWAY)
+        return False
     job.status = "queued"
     job.heartbeat_at = None
     job.requeue_requested = False
+    job.sent_at = utcnow()
     if shutdown:
         job.attempts = max(0, job.attempts - 1)
+    return True
 
 
 def finish_job(

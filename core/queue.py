@@ -112,6 +112,13 @@ class JobQueue:
             priority=PRIORITIES["high"],
         )
 
+    def waiting(self, queue: str) -> int:
+        """Messages waiting on `queue` in the broker, every priority counted (Redis keeps one
+        list per priority step); taken but unacknowledged ones are not among them."""
+        with self.app.connection_for_read() as connection:
+            declared = connection.default_channel.queue_declare(queue=queue)
+            return int(declared.message_count)
+
     def check(self) -> None:
         """Raise if the broker is unreachable (readiness probe)."""
         if self.settings.embedded_broker:

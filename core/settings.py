@@ -106,6 +106,20 @@ class Settings(BaseSettings):
         ge=0,
         description="Most jobs one owner may have waiting in the queue (429 beyond); 0: no bound.",
     )
+    republish_queued_after_s: float = Field(
+        default=120.0,
+        ge=1.0,
+        le=86_400.0,
+        description="A job queued this long since its message was sent is sent again when the "
+        "broker holds fewer messages on its queue than jobs wait there (the broker lost some).",
+    )
+    leftover_age_s: float = Field(
+        default=3600.0,
+        ge=60.0,
+        description="Temp files, upload staging folders and weights files with no row, older "
+        "than this, are removed when a worker or the API starts (younger ones may be a write "
+        "under way on another machine).",
+    )
     log_level: LogLevel = "INFO"
     torch_threads: int = Field(
         default=0,

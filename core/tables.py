@@ -84,6 +84,9 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     heartbeat_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # When its message (a sweep: its controller step) was last sent to the broker; a queued
+    # job whose message the broker lost is sent again (worker/reaper.py). None: not known.
+    sent_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     # Its worker is shutting down: stop at the next step and go back to the queue.
     requeue_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Live progress within the current epoch, written with the heartbeat (not per step).

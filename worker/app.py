@@ -21,6 +21,7 @@ from celery.signals import (
 from core import queries
 from core.artifacts import open_artifact_store
 from core.db import Database
+from core.leftovers import sweep_leftovers
 from core.queue import JobQueue, make_celery
 from core.settings import get_settings
 
@@ -67,15 +68,26 @@ def _announce(sender: Any = None, **_: Any) -> None:
     with database.transaction() as session:
         queries.register_worker(session, hostname=hostname, queues=queues, devices=inventory())
     log.info("worker %s consumes %s", hostname, ", ".join(queues) or "nothing")
-    removed = open_artifact_store(settings).remove_partial_writes()
-    if removed:
-        log.info("removed %d temp files of checkpoint writes killed midway", removed)
+    threading.Thread(target=_sweep, daemon=True, name="leftovers").start()  # not in the way
     threading.Thread(target=_heartbeat, args=(hostname,), daemon=True, name="heartbeat").start()
+
+
+def _sweep() -> None:
+    """What processes killed midway left behind (core/leftovers.py), old enough to be sure."""
+    try:
+        sweep_leftovers(
+            database,
+            open_artifact_store(settings),
+            settings.datasets_dir,
+            older_than_s=settings.leftover_age_s,
+        )
+    except Exception as error:  # noqa: BLE001  (a leftover kept is no harm to the worker)
+        log.warning("could not sweep leftovers: %s", error)
 
 
 def _heartbeat(hostname: str) -> None:
     """The worker's own heartbeat, and the reaper of jobs whose worker died."""
-    from worker.reaper import reap
+    from worker.reaper import reap, republish_lost, wake_sweeps
 
     job_queue = JobQueue(app, settings)
     period = min(HEARTBEAT_S, settings.heartbeat_timeout_s / 2)
@@ -89,6 +101,8 @@ def _heartbeat(hostname: str) -> None:
                 timeout_s=settings.heartbeat_timeout_s,
                 max_attempts=settings.max_attempts,
             )
+            republish_lost(database, job_queue, older_than_s=settings.republish_queued_after_s)
+            wake_sweeps(database, job_queue, idle_s=period)
         except Exception as error:  # noqa: BLE001  (a missed beat must not kill the worker)
             log.warning("heartbeat of %s failed: %s", hostname, error)
 

@@ -19,11 +19,14 @@ from core import queries
 from core.artifacts import BaseArtifactStore
 from core.datasets import fetch_if_missing, get_dataset
 from core.db import Database
+from core.errors import InvalidInputError
 from core.finetune import lineage, resolve_source
+from core.ownership import scope_to_job_owner, scope_to_owner
 from core.predict_jobs import PredictJobCreate, parse_job_params
-from core.queries import LAYER_SPLIT
+from core.queries import CANCELLED_AWAY, LAYER_SPLIT
+from core.references import resolve_references
 from core.schemas import FINISHED_STATUSES, JobCreate
-from core.tables import Model, utcnow
+from core.tables import Job, Model, utcnow
 from worker import devices, distributed
 from worker.checkpoints import resumable
 from worker.engine import fit
@@ -143,7 +146,9 @@ class JobRunner:
         as it would have been)."""
         with self.db.transaction() as session:
             job = queries.lock_job(session, job_id=job_id)
-            queries.requeue_job(session, job=job, shutdown=True)
+            if not queries.requeue_job(session, job=job, shutdown=True):
+                log.info("job %s cancelled as its worker stopped", job_id)
+                return
             queue, params = job.queue, dict(job.params)
         if self.send_again is not None:
             self.send_again(job_id, queue, params)
@@ -196,7 +201,7 @@ class JobRunner:
     ) -> dict[str, Any]:
         """Train or fine-tune `spec` (as one rank of several, in a data-parallel job), going on
         from the job's latest checkpoint when an earlier attempt was interrupted."""
-        warmstart, origin = self._warmstart(spec)
+        warmstart, origin = self._warmstart(job_id, spec)
         resume = self._resume_point(job_id)
         result = fit(
             spec,
@@ -245,6 +250,10 @@ class JobRunner:
             if job.status == "running" and beat and utcnow() - beat < self.heartbeat_timeout:
                 log.info("job %s runs on %s: this delivery is a duplicate", job_id, job.worker)
                 return None
+            if job.cancel_requested:  # asked while its last worker was away: never again
+                queries.finish_job(session, job=job, status="cancelled", error=CANCELLED_AWAY)
+                log.info("job %s was cancelled while its worker was away", job_id)
+                return None
             if queries.worker_stopping(session, hostname=self.worker_name):
                 # Received in the moment between a SIGTERM and the consumer's stop: not ours.
                 if self.send_again is not None:
@@ -264,6 +273,8 @@ class JobRunner:
                 log.warning("job %s failed: out of attempts", job_id)
                 return None
             spec = parse_job_params(job.params)
+            if not names_only_its_owners(session, job, spec):
+                return None
             try:
                 device = devices.resolve_device(spec.device)
             except devices.DeviceUnavailableError as error:
@@ -281,12 +292,15 @@ class JobRunner:
         log.info("job %s started: %s on %s", job_id, what, device)
         return spec, device
 
-    def _warmstart(self, spec: JobCreate) -> tuple[Warmstart | None, dict[str, Any] | None]:
-        """The source weights of a fine-tuning job (verified against their sha256)."""
+    def _warmstart(
+        self, job_id: str, spec: JobCreate
+    ) -> tuple[Warmstart | None, dict[str, Any] | None]:
+        """The source weights of a fine-tuning job (verified against their sha256), as the
+        job's owner sees them: another owner's job or upload is not there."""
         if spec.finetune is None:
             return None, None
         with self.db.sessions() as session:
-            source = resolve_source(session, spec)
+            source = resolve_source(scope_to_job_owner(session, job_id=job_id), spec)
         payload = self.store.load_checkpoint(source.path, sha256=source.sha256)
         return Warmstart(state_dict=payload["state_dict"], settings=spec.finetune), lineage(source)
 
@@ -339,7 +353,8 @@ class JobRunner:
         if self.download_datasets:
             fetch_if_missing(spec.dataset.name, self.data_dir)
         with self.db.sessions() as session:
-            checkpoint = queries.get_model(session, model_id=str(spec.model_id)).checkpoint
+            owners_view = scope_to_job_owner(session, job_id=job_id)
+            checkpoint = queries.get_model(owners_view, model_id=str(spec.model_id)).checkpoint
             path, sha256 = checkpoint.path, checkpoint.sha256
         payload = self.store.load_checkpoint(path, sha256=sha256)
         return run_predictions(
@@ -389,6 +404,18 @@ class JobRunner:
             queries.finish_job(session, job=job, status=status, error=message)
 
         self.db.write(finish)
+
+
+def names_only_its_owners(session: Session, job: Job, spec: JobCreate | PredictJobCreate) -> bool:
+    """Whether every stored thing the job names is its owner's, as the API checked at
+    submission; a job naming another owner's (or a vanished) thing fails, saying which."""
+    try:
+        resolve_references(scope_to_owner(session, job.owner), spec)
+    except InvalidInputError as error:
+        queries.finish_job(session, job=job, status="failed", error=str(error))
+        log.warning("job %s refused: %s", job.id, error)
+        return False
+    return True
 
 
 def out_of_memory_advice(spec: JobCreate, device: torch.device) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core import queries, sweep_queries
 from core.db import Database
 from core.queue import queue_for
+from core.quotas import Quota, room
 from core.schemas import FINISHED_STATUSES, JobCreate
 from core.sweep_queries import ACTIVE_STATUSES
 from core.sweep_schemas import SweepSettings
@@ -36,15 +37,18 @@ class Dispatch:
     priority: str
 
 
-def sweep_step(db: Database, job_queue: SweepQueue, sweep_id: str) -> list[str]:
-    """Advance the sweep: start trials while fewer than `max_concurrent` are queued or running
-    and fewer than `trials` exist, or conclude it once all have ended. Idempotent: a step with
-    nothing to do changes nothing. Returns the ids of the trials it started."""
+def sweep_step(
+    db: Database, job_queue: SweepQueue, sweep_id: str, *, quota: Quota | None = None
+) -> list[str]:
+    """Advance the sweep: start trials while fewer than `max_concurrent` are queued or running,
+    fewer than `trials` exist and its owner has room under `quota` (the rest wait for a later
+    step), or conclude it once all have ended. Idempotent: a step with nothing to do changes
+    nothing. Returns the ids of the trials it started."""
     with db.transaction() as session:
         sweep = sweep_queries.lock_sweep(session, sweep_id=sweep_id)
         if sweep.kind != "sweep" or sweep.status in FINISHED_STATUSES:
             return []
-        dispatches = _advance(session, sweep)
+        dispatches = _advance(session, sweep, quota or Quota())
     sent = []
     for dispatch in dispatches:  # after the commit: the worker that takes it finds the row
         try:
@@ -77,7 +81,7 @@ def _unqueued(db: Database, sweep_id: str, job_id: str, reason: str) -> None:
             queries.finish_job(session, job=sweep, status="failed", error=reason)
 
 
-def _advance(session: Session, sweep: Job) -> list[Dispatch]:
+def _advance(session: Session, sweep: Job, quota: Quota) -> list[Dispatch]:
     """The step's work under the sweep's lock: new trials, or the sweep's conclusion."""
     spec = JobCreate.model_validate(sweep.params)
     settings = spec.sweep
@@ -88,6 +92,10 @@ def _advance(session: Session, sweep: Job) -> list[Dispatch]:
     )
     active = sum(1 for trial in trials if trial.status in ACTIVE_STATUSES)
     wanted = min(settings.max_concurrent - active, settings.total_trials - len(trials))
+    free = room(session, owner=sweep.owner, quota=quota) if wanted > 0 else None
+    if free is not None and free < wanted:  # the rest wait: the reaper steps the sweep again
+        log.info("sweep %s: %d trial(s) wait for room in its quota", sweep.id, wanted - free)
+        wanted = free
     dispatches: list[Dispatch] = []
     if wanted > 0:
         study = rebuild_study(settings, trials, series)
@@ -110,7 +118,8 @@ def _advance(session: Session, sweep: Job) -> list[Dispatch]:
     if dispatches and sweep.status == "queued":
         sweep.status, sweep.started_at = "running", utcnow()
     sweep.epoch = sum(trial.epoch for trial in trials)
-    if not dispatches and all(trial.status in FINISHED_STATUSES for trial in trials):
+    made_all = len(trials) >= settings.total_trials
+    if made_all and all(trial.status in FINISHED_STATUSES for trial in trials):
         _conclude(session, sweep, trials, series, settings)
     return dispatches
 

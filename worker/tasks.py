@@ -9,6 +9,7 @@ from celery import Task
 from core.artifacts import open_artifact_store
 from core.job_logs import capture, publish_log
 from core.queue import RUN_JOB_TASK, SWEEP_STEP_TASK, JobQueue
+from core.quotas import Quota
 from worker.app import app, database, settings
 from worker.runner import JobRunner
 from worker.sweep_control import notify_sweep, sweep_step
@@ -53,4 +54,4 @@ def run_job(self: Task, job_id: str) -> None:
 def run_sweep_step(sweep_id: str) -> None:
     """Advance sweep `sweep_id` (start trials up to its concurrency, or conclude it): a short
     step, so a sweep never holds a worker while its trials train."""
-    sweep_step(database, job_queue, sweep_id)
+    sweep_step(database, job_queue, sweep_id, quota=Quota.of(settings))

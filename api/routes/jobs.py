@@ -12,16 +12,16 @@ from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, JobQueueDep, SessionDep, SettingsDep
 from api.submission import SubmissionRoute
 from core import queries, sweep_queries
-from core.dataset_queries import check_visible_upload
 from core.datasets import check_available, get_dataset, is_upload_id
-from core.errors import InvalidInputError, NotFoundError, UnavailableError
-from core.finetune import check_compatible, resolve_source
+from core.errors import InvalidInputError, UnavailableError
+from core.finetune import check_compatible
 from core.memory import check_fits_a_worker
 from core.metric_queries import METRIC_NAMES_HELP, parse_metric_names, read_metrics
 from core.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
 from core.queue import queue_for
 from core.quotas import check_quota
 from core.recipes import compare, variant_offer
+from core.references import BASE_SOURCE, resolve_references
 from core.schemas import (
     CheckpointOut,
     JobCreate,
@@ -67,20 +67,21 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
 
 
 def check_submission(session: Session, spec: JobCreate, settings: Settings) -> None:
-    """What only the server can check: the dataset's files, and a fine-tune's source weights."""
+    """What only the server can check: the dataset's files, and a fine-tune's source weights
+    (every one a sweep may train from), each as the caller's owner sees it."""
     root = settings.datasets_dir
     if spec.time_limit_s is not None and spec.time_limit_s > settings.job_time_limit_s:
         raise InvalidInputError(
             f"time_limit_s: at most {settings.job_time_limit_s:g} s on this service "
             f"(D2L_JOB_TIME_LIMIT_S); got {spec.time_limit_s:g}"
         )
+    sources = resolve_references(session, spec)  # not another owner's dataset or weights
     try:
         check_available(spec.dataset.name, root, download=settings.download_datasets)
     except InvalidInputError as error:  # a recipe offers its variant on data that are here
         offer = variant_offer(spec.recipe, spec.recipe_variant)
         raise InvalidInputError(f"{error}{offer}") from None
     if is_upload_id(spec.dataset.name):
-        check_visible_upload(session, name=spec.dataset.name)  # not another owner's
         try:
             spec.fits_dataset(get_dataset(spec.dataset.name, root=root))
         except ValueError as error:
@@ -88,14 +89,16 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
     if spec.wants_gpu:
         info = get_dataset(spec.dataset.name, root=root)
         check_fits_a_worker(spec, info, queries.list_workers(session))
-    if spec.finetune is None:
+    if not sources:
         return
-    try:
-        source = resolve_source(session, spec)
-    except NotFoundError as error:
-        raise InvalidInputError(f"finetune.source: {error}") from None
     in_channels = get_dataset(spec.dataset.name, root=root).in_channels
-    check_compatible(spec, source, in_channels=in_channels)
+    for source in sources:
+        try:
+            check_compatible(source.spec, source.weights, in_channels=in_channels)
+        except InvalidInputError as error:
+            if source.where == BASE_SOURCE:
+                raise
+            raise InvalidInputError(f"{source.where}: {error}") from None
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Submit a training job")

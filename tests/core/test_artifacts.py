@@ -265,3 +265,15 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one_int
     assert store.remove_partial_writes() == 1  # what a worker does when it starts
     assert [p.name for p in (tmp_path / "jobs" / "job").iterdir()] == ["epoch-0001.pt"]
     assert store.load_checkpoint(first.path, sha256=first.sha256)["format"] == 1
+
+
+def test_stale_keys_are_the_keys_written_long_enough_ago(store: BaseArtifactStore) -> None:
+    store.write_bytes("jobs/a/epoch-0001.pt", b"one")
+    store.write_bytes("jobs/b/epoch-0001.pt", b"two")
+    assert store.stale_keys("jobs", older_than_s=3600) == []  # just written: maybe under way
+    in_the_future = -60.0  # a cutoff past now: every key written so far is old enough
+    assert store.stale_keys("jobs", older_than_s=in_the_future) == [
+        "jobs/a/epoch-0001.pt",
+        "jobs/b/epoch-0001.pt",
+    ]
+    assert store.stale_keys("nothing", older_than_s=in_the_future) == []

@@ -16,6 +16,19 @@ def test_worker_passes_celery_options_through(monkeypatch: pytest.MonkeyPatch) -
     assert executed[0][1:6] == ["-m", "celery", "-A", "worker.app", "worker"]
 
 
+def test_each_worker_started_without_a_name_gets_one_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    executed: list[list[str]] = []
+    monkeypatch.setattr("os.execv", lambda path, argv: executed.append(argv))
+    main(["worker", "-Q", "cpu"])
+    main(["worker", "-Q", "cpu"])
+    names = [argv[argv.index("--hostname") + 1] for argv in executed]
+    assert names[0] != names[1] and all(name.startswith("celery@") for name in names)
+    main(["worker", "-n", "gpu1@%h"])  # a name given is kept
+    assert "--hostname" not in executed[-1] and executed[-1][-2:] == ["-n", "gpu1@%h"]
+
+
 def test_other_commands_refuse_unknown_options() -> None:
     with pytest.raises(SystemExit):
         main(["up", "--bogus"])

@@ -104,3 +104,77 @@ def test_jobs_queued_before_a_redis_restart_all_run_after_it(tmp_path: Path) -> 
                     time.sleep(0.5)
             assert statuses == {"succeeded"}, log.read_text()[-3000:]
         db.dispose()
+
+
+@contextmanager
+def redis_without_persistence(port: int, data: Path) -> Iterator[None]:
+    """A private redis-server that keeps nothing across a restart (no RDB, no AOF)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
+    process = subprocess.Popen(
+        [*command, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+    )
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield
+    finally:
+        try:
+            client.shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass
+        process.wait(timeout=30)
+        client.close()
+
+
+def test_jobs_whose_messages_a_redis_restart_lost_are_sent_again_and_run(tmp_path: Path) -> None:
+    """Redis restarted without persistence while 3 jobs waited: their messages are gone, but
+    their rows say `queued`; a live worker's reaper publishes them again and each runs once."""
+    port, data = free_port(), tmp_path / "redis"
+    data.mkdir()
+    broker_url = f"redis://127.0.0.1:{port}/0"
+    with fresh_postgres_database() as database_url:
+        settings = Settings(
+            data_dir=tmp_path / "data", database_url=database_url, broker_url=broker_url
+        )
+        db = migrated(settings)
+        spec = job_spec(
+            model={"arch": "mlp", "config": {"hidden_sizes": [16]}},
+            hyperparameters={"epochs": 1, "batch_size": 128, "layer_diagnostics": False},
+        )
+        with redis_without_persistence(port, data):
+            job_queue = JobQueue(make_celery(settings), settings)
+            job_ids = []
+            for _ in range(3):
+                with db.transaction() as session:
+                    job_ids.append(queries.create_job(session, spec=spec, queue="cpu").id)
+                job_queue.enqueue(job_ids[-1], queue="cpu")
+        with redis_without_persistence(port, data):  # empty: the messages are lost
+            env = service_env(
+                data_dir=str(settings.data_dir),
+                database_url=database_url,
+                broker_url=broker_url,
+                torch_threads="1",
+                heartbeat_timeout_s="2",  # the reaper looks every second
+                republish_queued_after_s="1",
+            )
+            log = tmp_path / "worker.log"
+            command = ["d2l-service", "worker", "-Q", "cpu", "--concurrency", "1"]
+            with running(command, env, log):
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    with db.sessions() as session:
+                        jobs = [queries.get_job(session, job_id=i) for i in job_ids]
+                    if {job.status for job in jobs} == {"succeeded"}:
+                        break
+                    time.sleep(0.5)
+            assert {job.status for job in jobs} == {"succeeded"}, log.read_text()[-3000:]
+            assert [job.attempts for job in jobs] == [1, 1, 1]
+            assert "its message is gone: sent again" in log.read_text()
+        db.dispose()

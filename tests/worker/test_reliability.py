@@ -217,3 +217,35 @@ def test_a_job_past_its_time_limit_stops_and_fails_saying_so(
         assert job.epoch < 500
         kept = len(queries.list_checkpoints(session, job_id=job_id))
         assert kept == min(job.epoch, 3)  # the epochs it finished, as many as it keeps
+
+
+def test_a_job_cancelled_while_its_worker_was_away_never_trains_again(db: Database) -> None:
+    """Its worker died; the cancel (202) only flags it: the reaper ends it `cancelled` instead of
+    sending it back, and a delivery still on its way (the broker's own redelivery) trains
+    nothing."""
+    with db.transaction() as session:
+        job_id = add_job(session, hyperparameters={"epochs": 8, "batch_size": 64}).id
+    claim(db, job_id, silent_for=timedelta(minutes=5))
+    with db.transaction() as session:
+        queries.request_cancel(session, job=queries.lock_job(session, job_id=job_id))
+    queue = RecordingQueue()
+    assert reap(db, queue, timeout_s=10, max_attempts=3) == []  # type: ignore[arg-type]
+    assert queue.sent == []
+    with db.sessions() as session:
+        job = queries.get_job(session, job_id=job_id)
+        assert job.status == "cancelled" and "worker was away" in (job.error or "")
+
+
+def test_a_delivery_of_a_silent_job_whose_cancel_was_asked_trains_nothing(
+    sqlite_db: Database, store: ArtifactStore
+) -> None:
+    with sqlite_db.transaction() as session:
+        job_id = add_job(session, hyperparameters={"epochs": 8, "batch_size": 64}).id
+    claim(sqlite_db, job_id, silent_for=timedelta(minutes=5))
+    with sqlite_db.transaction() as session:
+        queries.request_cancel(session, job=queries.lock_job(session, job_id=job_id))
+    make_runner(sqlite_db, store).run(job_id)  # before the reaper got to it
+    with sqlite_db.sessions() as session:
+        job = queries.get_job(session, job_id=job_id)
+        assert (job.status, job.worker, job.attempts) == ("cancelled", "w1", 1)
+        assert job.epoch == 0 and not queries.list_metrics(session, job_id=job_id)
