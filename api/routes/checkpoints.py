@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 import models
 from api.auth import OwnerDep
@@ -51,7 +50,7 @@ def parse_config(config: str) -> dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     summary="Upload a state_dict (.pt or .safetensors) for fine-tuning",
 )
-async def upload_checkpoint(
+def upload_checkpoint(
     request: Request,
     session: SessionDep,
     owner: OwnerDep,
@@ -68,17 +67,16 @@ async def upload_checkpoint(
         size = input_size or models.get_architecture(arch).default_input_size
     except models.UnknownModelError as error:
         raise InvalidInputError(str(error)) from None
-    data = await file.read(MAX_WEIGHTS_BYTES + 1)
+    data = file.file.read(MAX_WEIGHTS_BYTES + 1)
     if len(data) > MAX_WEIGHTS_BYTES:
         raise InvalidInputError(f"the file is larger than {MAX_WEIGHTS_BYTES} bytes")
     filename = file.filename or "weights.pt"
-    state_dict = await run_in_threadpool(read_state_dict, filename, data)
+    state_dict = read_state_dict(filename, data)
     shape = {"in_channels": in_channels, "num_classes": num_classes, "input_size": size}
-    await run_in_threadpool(check_loads, state_dict, arch=arch, config=options, **shape)
+    check_loads(state_dict, arch=arch, config=options, **shape)
     weights_id = new_id()
     store: BaseArtifactStore = request.app.state.serving.store
-    stored = await run_in_threadpool(
-        store.save_payload,
+    stored = store.save_payload(
         f"uploads/{weights_id}.pt",
         {"arch": arch, "config": options, **shape, "state_dict": state_dict},
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
 from api.deps import SessionDep, SettingsDep
@@ -102,7 +101,7 @@ def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
     summary="Upload an ImageFolder archive (.zip, .tar.gz), an .npz of x and y, or a CSV table",
     responses={413: {"description": "Over a size limit"}, 422: {"description": "Refused"}},
 )
-async def upload(
+def upload(
     session: SessionDep,
     settings: SettingsDep,
     owner: OwnerDep,
@@ -132,8 +131,7 @@ async def upload(
     """Validated before it is accepted; a refused upload leaves no file behind. The answer's
     `id` is what a job names in `dataset.name`."""
     root = settings.datasets_dir
-    meta = await run_in_threadpool(
-        receive_upload,
+    meta = receive_upload(
         file.file,
         filename=file.filename or "upload",
         root=root,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.orm import Session
 
 from api.auth import OwnerDep
-from api.deps import MAX_OFFSET, JobQueueDep, SessionDep, SettingsDep
+from api.deps import MAX_OFFSET, CpuDep, JobQueueDep, SessionDep, SettingsDep
 from api.submission import SubmissionRoute
 from core import queries, sweep_queries
 from core.dataset_queries import check_visible_upload
@@ -98,9 +98,23 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
     check_compatible(spec, source, in_channels=in_channels)
 
 
+async def checked_submission(
+    spec: JobSubmission, settings: SettingsDep, cpu: CpuDep
+) -> JobCreate | PredictJobCreate:
+    """The body, a sweep's trials checked too: counted first (too big is refused at once), then
+    a job built for each choice, seconds of CPU for a big space, in the CPU pool."""
+    if isinstance(spec, JobCreate) and spec.sweep is not None:
+        spec.sweep.check_size(
+            max_trials=settings.sweep_max_trials,
+            max_space_values=settings.sweep_max_space_values,
+        )
+        await cpu.run(spec.sweep.check_trials, spec.trial_spec)
+    return spec
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Submit a training job")
 def submit_job(
-    spec: JobSubmission,
+    spec: Annotated[JobCreate | PredictJobCreate, Depends(checked_submission)],
     session: SessionDep,
     job_queue: JobQueueDep,
     settings: SettingsDep,
@@ -194,6 +208,7 @@ def cancel_job(job_id: str, session: SessionDep) -> JobOut:
 def get_metrics(
     job_id: str,
     session: SessionDep,
+    settings: SettingsDep,
     response: Response,
     name: str | None = None,
     names: Annotated[str | None, Query(description=METRIC_NAMES_HELP)] = None,
@@ -204,7 +219,7 @@ def get_metrics(
     """All rows by default; `names` filters, `max_points` thins each series (keeping its first
     and last point), `limit`/`offset` page; X-Total-Count says how many rows matched."""
     queries.get_job(session, job_id=job_id)
-    wanted = parse_metric_names(names) + ([name] if name else [])
+    wanted = parse_metric_names(names, at_most=settings.query_max_values) + ([name] if name else [])
     points = read_metrics(session, job_id=job_id, names=wanted, max_points=max_points)
     response.headers["X-Total-Count"] = str(len(points))
     page = points[offset : None if limit is None else offset + limit]
