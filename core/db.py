@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_RETRY_S = 60.0
-# Connections lent beyond the pool's size: a thread may hold a second session for a moment.
+# Connections lent beyond the pool's size: for the predict path's own lookup threads, and a
+# thread that holds a second session for a moment.
 POOL_OVERFLOW = 4
 T = TypeVar("T")
 log = logging.getLogger(__name__)

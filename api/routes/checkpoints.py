@@ -11,14 +11,14 @@ from pydantic import BaseModel
 
 import models
 from api.auth import OwnerDep
-from api.deps import SessionDep
+from api.deps import SessionDep, SessionRoute
 from core import queries
 from core.artifacts import BaseArtifactStore
 from core.errors import InvalidInputError
 from core.tables import new_id
 from core.weights import check_loads, read_state_dict
 
-router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
+router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"], route_class=SessionRoute)
 MAX_WEIGHTS_BYTES = 2 * 1024**3
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from api.auth import OwnerDep
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SessionRoute, SettingsDep
 from core import dataset_queries
 from core.dataset_schemas import DatasetOut
 from core.datasets import clear_raw_cache, get_dataset, list_datasets, missing_files
@@ -17,7 +17,7 @@ from core.errors import ConflictError, InvalidInputError
 from core.settings import Settings
 from core.tables import Dataset
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionRoute)
 MAX_RAW_SIDE = 1024
 
 

@@ -6,6 +6,8 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import SkipValidation, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from api.auth import OwnerDep
@@ -98,18 +100,35 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
     check_compatible(spec, source, in_channels=in_channels)
 
 
-async def checked_submission(
-    spec: JobSubmission, settings: SettingsDep, cpu: CpuDep
-) -> JobCreate | PredictJobCreate:
-    """The body, a sweep's trials checked too: counted first (too big is refused at once), then
-    a job built for each choice, seconds of CPU for a big space, in the CPU pool."""
+SUBMISSION = TypeAdapter(JobSubmission)
+
+
+def validated_submission(body: object, settings: Settings) -> JobCreate | PredictJobCreate:
+    """The body as the job it asks for, a sweep's trials checked too. Validating builds a net
+    (on the meta device) for the job, for each k-fold candidate and for each sweep choice: up to
+    seconds of CPU, so this runs in the CPU pool, never on the event loop."""
+    try:
+        spec = SUBMISSION.validate_python(body)
+    except ValidationError as error:  # the 422 FastAPI gives for a body that fails validation
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        raise RequestValidationError(errors, body=body) from None
     if isinstance(spec, JobCreate) and spec.sweep is not None:
         spec.sweep.check_size(
             max_trials=settings.sweep_max_trials,
             max_space_values=settings.sweep_max_space_values,
         )
-        await cpu.run(spec.sweep.check_trials, spec.trial_spec)
+        spec.sweep.check_trials(spec.trial_spec)
     return spec
+
+
+async def checked_submission(
+    # Documented as a JobSubmission, but handed over as parsed JSON (SkipValidation): FastAPI
+    # would validate it on the event loop.
+    spec: Annotated[JobSubmission, SkipValidation],
+    settings: SettingsDep,
+    cpu: CpuDep,
+) -> JobCreate | PredictJobCreate:
+    return await cpu.run(validated_submission, spec, settings)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Submit a training job")

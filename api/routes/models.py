@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import OwnerDep
-from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep
+from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep, SessionRoute
 from core import export as model_export
 from core import model_registry
 from core.errors import ConflictError
@@ -26,7 +26,7 @@ from core.parameters import (
     tensor_values,
 )
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=SessionRoute)
 MEDIA_TYPES = {"pt": "application/octet-stream", "safetensors": "application/octet-stream"}
 ModelRef = Annotated[
     str, Path(description="A model id, or an alias: name:VERSION, name:latest, name:production.")
