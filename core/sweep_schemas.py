@@ -204,10 +204,16 @@ class SweepSettings(Frozen):
                 "give fewer choices, or a range instead of a long list"
             )
         if self.total_trials > max_trials:
-            what = "trials" if self.trials is not None else "the grid's points (trials)"
+            why = (
+                "as asked"
+                if self.trials is not None
+                else "one per grid point"
+                if self.search == "grid"
+                else "a random search's default"
+            )
             raise InvalidInputError(
-                f"sweep: {self.total_trials} {what}; at most {max_trials} on this service "
-                "(D2L_SWEEP_MAX_TRIALS)"
+                f"sweep: {self.total_trials} trials ({why}); at most {max_trials} on this "
+                "service (D2L_SWEEP_MAX_TRIALS): give fewer `trials`"
             )
 
     def check_trials(self, make_trial: Callable[[dict[str, Any]], object]) -> None:

@@ -34,6 +34,7 @@ EXPERIMENT = "loop"
 LOAD = 48  # concurrent slow requests: three times the old pool (5 + 10 overflow)
 ANSWER_WITHIN_S = 1.0  # /healthz and a prediction, while the load runs (the issue's bound)
 SWEEP_DELAY_S = 0.1  # how much a sweep's checks may delay /healthz (the issue's bound)
+CROWD = 100  # reads at once on two threads
 SAMPLE = {"inputs": [[[0.0] * 8] * 8]}  # one digit, as the dataset stores it
 # Twenty fields a resnet18 job on digits takes, fifty valid values each: the largest space the
 # schema allows, and every value a job of its own (the old code built a net for each, 16 s).
@@ -232,8 +233,9 @@ def test_a_request_that_finds_every_connection_busy_is_told_to_retry(tmp_path: A
 
 
 def test_many_more_requests_than_threads_wait_their_turn_and_all_answer(tmp_path: Any) -> None:
-    """40 reads at once on 2 threads: each gives its connection back as its handler returns,
-    so none is left holding one while it waits for a thread (which once ran the pool dry: 503)."""
+    """100 reads at once on 2 threads: each gives its connection back as its handler returns,
+    so none is left holding one while it queues for a thread to serialise its answer (which
+    ran the pool dry: every thread waiting for a connection, every connection for a thread)."""
     settings = Settings(data_dir=tmp_path / "data", api_threads=2, db_pool_timeout_s=1.0)
     db = migrated(settings)
     with db.transaction() as session:
@@ -243,8 +245,10 @@ def test_many_more_requests_than_threads_wait_their_turn_and_all_answer(tmp_path
 
     async def crowd(url: str) -> list[int]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            answers = await asyncio.gather(*(client.get(f"/v1/jobs/{job_id}") for _ in range(40)))
+            answers = await asyncio.gather(
+                *(client.get(f"/v1/jobs/{job_id}") for _ in range(CROWD))
+            )
         return [answer.status_code for answer in answers]
 
     with serve(app) as url:
-        assert asyncio.run(crowd(url)) == [200] * 40
+        assert asyncio.run(crowd(url)) == [200] * CROWD
