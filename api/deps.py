@@ -41,7 +41,7 @@ class SessionRoute(APIRoute):
     own thread. FastAPI would close it only after the answer is serialised, another trip
     through the threadpool: under load, finished requests would hold their connections while
     queued behind new ones that hold threads and wait for a connection, until the pool's
-    timeout. Every router of the API uses it."""
+    timeout. Every router with a handler that takes `SessionDep` uses it."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint):

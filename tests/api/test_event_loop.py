@@ -17,9 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.deps import SessionRoute, get_session
 from core import queries
 from core.artifacts import open_artifact_store
 from core.db import POOL_OVERFLOW, Database
@@ -252,3 +254,23 @@ def test_many_more_requests_than_threads_wait_their_turn_and_all_answer(tmp_path
 
     with serve(app) as url:
         assert asyncio.run(crowd(url)) == [200] * CROWD
+
+
+def test_every_handler_given_a_session_gives_it_back_as_it_returns(tmp_path: Any) -> None:
+    """What keeps the test above true for every route, including routes added later."""
+    app = create_app(Settings(data_dir=tmp_path / "data"))
+    included = [getattr(item, "original_router", None) for item in app.routes]
+    routes = [
+        route
+        for router in included
+        if router
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+    given_sessions = [
+        route
+        for route in routes
+        if any(dependency.call is get_session for dependency in route.dependant.dependencies)
+    ]
+    assert given_sessions  # the check looks at something
+    assert [route.path for route in given_sessions if not isinstance(route, SessionRoute)] == []
