@@ -166,14 +166,16 @@ def test_48_charts_logs_and_metrics_at_once_leave_healthz_and_predict_answering(
 
 
 def sweep_body(fields: int, choices: int) -> dict[str, Any]:
-    space = {path: [value(i) for i in range(choices)] for path, value in list(FIELDS.items())}
+    space = {
+        path: [value(i) for i in range(choices)] for path, value in list(FIELDS.items())[:fields]
+    }
     return {
         "kind": "sweep",
         "experiment": "loop-sweeps",
         "model": {"arch": "resnet18"},
         "dataset": {"name": "digits"},
         "hyperparameters": {"epochs": 1},
-        "sweep": {"space": dict(list(space.items())[:fields])},
+        "sweep": {"space": space},
     }
 
 
