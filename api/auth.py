@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from core import tokens
 from core.db import Database
@@ -46,8 +47,11 @@ class TokenCheck:
         self.enabled = enabled
         self._owners: dict[str, tuple[str, float]] = {}
 
-    def owner(self, request: Request) -> str | None:
-        """The caller's owner; None when auth is off. UnauthorizedError without a live token."""
+    async def owner(self, request: Request) -> str | None:
+        """The caller's owner; None when auth is off. UnauthorizedError without a live token.
+
+        A token seen within `TOKEN_TTL_S` costs no thread hop (the predict hot path); another
+        is looked up in the threadpool, never on the event loop."""
         if not self.enabled:
             return None
         secret = bearer_token(request)
@@ -57,14 +61,17 @@ class TokenCheck:
         cached = self._owners.get(key)
         if cached is not None and time.monotonic() - cached[1] < TOKEN_TTL_S:
             return cached[0]
-        with self.db.sessions() as session:
-            owner = tokens.owner_of(session, secret=secret)
+        owner = await run_in_threadpool(self._look_up, secret)
         if owner is None:
             raise UnauthorizedError("unknown or revoked API token")
         if len(self._owners) >= MAX_CACHED_TOKENS:
             self._owners.clear()
         self._owners[key] = (owner, time.monotonic())
         return owner
+
+    def _look_up(self, secret: str) -> str | None:
+        with self.db.sessions() as session:
+            return tokens.owner_of(session, secret=secret)
 
 
 # Documents the scheme in OpenAPI, so Swagger UI offers "Authorize"; the check itself is ours.
@@ -76,7 +83,7 @@ async def caller(
 ) -> str | None:
     """Dependency: the caller's owner (async: no thread hop on a cache hit)."""
     check: TokenCheck = request.app.state.token_check
-    owner = check.owner(request)
+    owner = await check.owner(request)
     request.state.owner = owner
     return owner
 

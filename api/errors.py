@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.errors import ServiceError
 
@@ -29,7 +30,8 @@ def documented_errors() -> dict[int | str, dict[str, Any]]:
         "(D2L_STORAGE_QUOTA_BYTES; delete uploads to free it)",
         422: "Invalid input; `detail` says what to fix",
         429: "Too many jobs submitted or queued by this owner; retry after `Retry-After` s",
-        503: "A service it needs (the broker) is unreachable",
+        503: "A service it needs (the broker) is unreachable, or every database connection is "
+        "busy; retry after `Retry-After` s",
     }
     return {code: {"model": ErrorOut, "description": text} for code, text in reasons.items()}
 
@@ -41,8 +43,18 @@ async def service_error_handler(request: Request, error: Exception) -> JSONRespo
     )
 
 
+async def database_busy_handler(request: Request, error: Exception) -> JSONResponse:
+    """No pooled connection came free within D2L_DB_POOL_TIMEOUT_S: a moment's overload."""
+    return JSONResponse(
+        status_code=503,
+        content={"detail": "every database connection of this API process is busy; retry soon"},
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error_handler)
+    app.add_exception_handler(PoolTimeoutError, database_busy_handler)
 
 
 def json_error_schemas(app: FastAPI) -> None:

@@ -8,6 +8,7 @@ executor thread (api/batching.py), so the event loop never waits on a forward pa
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -30,6 +31,9 @@ from core.predict_schemas import PredictRequest, PredictResponse
 
 REF_TTL_S = 1.0  # how long a model reference (id or alias) is trusted without the database
 FORWARD_THREADS = 2  # forward passes of different models may overlap; one per model at a time
+# Threads of their own for finding and loading models: a prediction never queues behind the
+# blocking work of other requests (charts, listings) in the shared threadpool.
+LOOKUP_THREADS = 2
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -65,6 +69,7 @@ class Serving:
         self.cache = ModelCache(max_bytes=max_bytes, max_models=capacity)
         self.refs = RefCache(REF_TTL_S)
         self.executor = ThreadPoolExecutor(FORWARD_THREADS, thread_name_prefix="d2l-forward")
+        self.lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="d2l-lookup")
         # Told (samples, requests, seconds) of every forward pass: GET /metrics sets it.
         self.observe_batch: BatchObserver | None = None
         # A forward pass gives up the GIL in every op and must get it back after each. With the
@@ -123,7 +128,8 @@ class Serving:
         model_id = self.refs.get(ref_key(ref, owner))
         loaded = self.cache.get(model_id) if model_id is not None else None
         if model_id is None or loaded is None:
-            return await run_in_threadpool(self.lookup, ref, owner)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.lookups, self.lookup, ref, owner)
         return model_id, loaded
 
     def check_samples(self, count: int) -> None:

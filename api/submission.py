@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
+from api.deps import SessionRoute
 from core.predict_jobs import SUBMISSION_TAGS
 
 
@@ -21,7 +21,7 @@ def untagged(error: dict[str, Any]) -> dict[str, Any]:
     return error
 
 
-class SubmissionRoute(APIRoute):
+class SubmissionRoute(SessionRoute):
     """A route whose request validation errors drop the union tag from their locations."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

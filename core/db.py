@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_RETRY_S = 60.0
+# Connections lent beyond the pool's size: for the predict path's own lookup threads, and a
+# thread that holds a second session for a moment.
+POOL_OVERFLOW = 4
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -30,16 +33,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str) -> Engine:
-    """An engine for `database_url`; SQLite connections get the pragmas above."""
+def make_engine(database_url: str, *, pool_size: int = 5, pool_timeout_s: float = 30.0) -> Engine:
+    """An engine for `database_url` whose pool keeps `pool_size` connections (and lends up to
+    `POOL_OVERFLOW` more), waiting `pool_timeout_s` for one before raising
+    `sqlalchemy.exc.TimeoutError`; SQLite connections get the pragmas above."""
+    pool = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW, "pool_timeout": pool_timeout_s}
     if database_url.startswith("sqlite"):
         engine = create_engine(
             database_url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(database_url, pool_pre_ping=True, **pool)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -50,9 +57,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 class Database:
     """An engine and its session factory, built from one URL and passed around explicitly."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self, database_url: str, *, pool_size: int = 5, pool_timeout_s: float = 30.0
+    ) -> None:
         self.url = database_url
-        self.engine = make_engine(database_url)
+        self.engine = make_engine(database_url, pool_size=pool_size, pool_timeout_s=pool_timeout_s)
         self.sessions = make_session_factory(self.engine)
 
     @contextmanager

@@ -98,11 +98,16 @@ METRIC_NAMES_HELP = (
 )
 
 
-def parse_metric_names(names: str | None) -> list[str]:
-    """`?names=val_acc, train_loss` as a list; an empty entry is refused, not ignored."""
+def parse_metric_names(names: str | None, *, at_most: int) -> list[str]:
+    """`?names=val_acc, train_loss` as a list, each once; an empty entry is refused, not
+    ignored, and so are more than `at_most` names (each is a term of the query)."""
     if names is None:
         return []
-    parsed = [entry.strip() for entry in names.split(",")]
+    parsed = list(dict.fromkeys(entry.strip() for entry in names.split(",")))
     if not all(parsed):
         raise InvalidInputError(f"names: empty entry in {names!r}; e.g. names=val_acc,train_loss")
+    if len(parsed) > at_most:
+        raise InvalidInputError(
+            f"names: at most {at_most} metrics (D2L_QUERY_MAX_VALUES); got {len(parsed)}"
+        )
     return parsed

@@ -1,14 +1,14 @@
-"""The course's learning-curve charts (its `Animator`), drawn as PNG by matplotlib (Agg)."""
+"""The course's learning-curve charts (its `Animator`), drawn as PNG by matplotlib (Agg).
+
+Figures are made with matplotlib's object API, not pyplot: pyplot keeps every open figure in one
+global registry, which the API's CPU pool (several threads drawing at once) must not share."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory only
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 Curve = Sequence[tuple[int, float]]  # (epoch, value)
 FIGSIZE = (6.0, 4.0)
@@ -27,43 +27,41 @@ def curves_png(
     """One chart, epochs on x, one line per curve; `emphasis` drawn thick, `faint` thin and pale.
 
     `yscale="log"` is the course's choice for losses that span decades (ch. 3.6's polynomials)."""
-    figure, axes = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    try:
-        for label, points in curves.items():
-            epochs = [epoch for epoch, _ in points]
-            values = [value for _, value in points]
-            width = 2.5 if label in emphasis else 0.8 if label in faint else 1.5
-            alpha = 0.45 if label in faint else 1.0
-            axes.plot(epochs, values, label=label, linewidth=width, alpha=alpha)
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(ylabel)
-        axes.set_yscale(yscale)
-        axes.set_title(title, fontsize=10)
-        axes.grid(True, alpha=0.3)
-        if curves:
-            axes.legend(fontsize=8, loc="best")
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(figure)
+    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+    axes = figure.subplots()
+    for label, points in curves.items():
+        epochs = [epoch for epoch, _ in points]
+        values = [value for _, value in points]
+        width = 2.5 if label in emphasis else 0.8 if label in faint else 1.5
+        alpha = 0.45 if label in faint else 1.0
+        axes.plot(epochs, values, label=label, linewidth=width, alpha=alpha)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(ylabel)
+    axes.set_yscale(yscale)
+    axes.set_title(title, fontsize=10)
+    axes.grid(True, alpha=0.3)
+    if curves:
+        axes.legend(fontsize=8, loc="best")
+    return png_bytes(figure)
 
 
 def heatmap_png(
     matrix: Sequence[Sequence[float]], *, title: str, xlabel: str, ylabel: str
 ) -> bytes:
     """The course's `show_heatmaps`: a matrix (e.g. queries x keys attention weights) in colour."""
-    figure, axes = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    try:
-        image = axes.imshow(matrix, cmap="Reds", aspect="auto")
-        figure.colorbar(image, ax=axes)
-        axes.set_xlabel(xlabel)
-        axes.set_ylabel(ylabel)
-        axes.set_title(title, fontsize=10)
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(figure)
+    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+    axes = figure.subplots()
+    image = axes.imshow(matrix, cmap="Reds", aspect="auto")
+    figure.colorbar(image, ax=axes)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=10)
+    return png_bytes(figure)
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """The figure laid out and rendered by Agg, in memory (no display, no file)."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

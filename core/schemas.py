@@ -235,15 +235,15 @@ class JobCreate(Frozen):
         return self
 
     def _check_sweep(self, sweep: SweepSettings) -> None:
-        """Each choice and each range bound must make a valid trial, scored by the metric."""
+        """The metric must score the trials. Whether each choice makes a valid trial (a net
+        built per choice) is `sweep.check_trials(spec.trial_spec)`: the API's submission runs
+        it off the event loop, and a stored sweep loaded again never repeats it."""
         if sweep.metric.startswith("val_") and self.dataset.val_fraction == 0:
             raise ValueError(f"sweep.metric {sweep.metric} needs dataset.val_fraction > 0")
         name = self.dataset.name
         if sweep.metric == "val_acc" and not is_upload_id(name):
             if get_dataset(name).task == "regression":
                 raise ValueError(f"sweep.metric: {name} is a regression dataset; use val_loss")
-        for values in sweep.checked_values():
-            self.trial_spec(values)
 
     def trial_spec(self, values: dict[str, Any]) -> JobCreate:
         """A sweep's trial: this body as a train (or finetune) job, with `values` written at

@@ -174,6 +174,44 @@ class Settings(BaseSettings):
         description="Most bytes of uploaded datasets and weights one owner may store (413 "
         "beyond); 0: no bound.",
     )
+    api_threads: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Threads of an API process for blocking work (database, files); its "
+        "database pool holds as many connections (and 4 more), so a request never waits for one.",
+    )
+    db_pool_timeout_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=60.0,
+        description="How long an API request waits for a database connection before it is "
+        "answered 503 with Retry-After.",
+    )
+    cpu_workers: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Charts, sweep checks, exports and parameter tables an API process computes "
+        "at once; more wait their turn without holding a thread or a connection.",
+    )
+    query_max_values: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Most values one query parameter may list (a repeated `metric`, "
+        "comma-separated `names`); 422 beyond.",
+    )
+    sweep_max_trials: int = Field(
+        default=1000, ge=1, le=1000, description="Most trials one sweep may ask for; 422 beyond."
+    )
+    sweep_max_space_values: int = Field(
+        default=200,
+        ge=1,
+        le=1000,
+        description="Most values a sweep's space may list in all (a range counts 2), each "
+        "checked as a job at submission; 422 beyond.",
+    )
 
     @field_validator("data_dir", "artifact_dir")
     @classmethod

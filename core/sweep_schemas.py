@@ -11,10 +11,12 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.errors import InvalidInputError
 from core.hyperparameters import Hyperparameters
 
 # Where a sampled value may be written: training knobs, the net and its options, fine-tuning.
@@ -186,6 +188,43 @@ class SweepSettings(Frozen):
         """(split, name) of the metric rows that score a trial, e.g. ("val", "acc")."""
         split, name = self.metric.split("_", 1)
         return split, name
+
+    @property
+    def space_values(self) -> int:
+        """Values the space lists in all, a range counting its two bounds."""
+        return sum(len(spec) if isinstance(spec, list) else 2 for spec in self.space.values())
+
+    def check_size(self, *, max_trials: int, max_space_values: int) -> None:
+        """Refuse (InvalidInputError) a sweep bigger than this service takes. It only counts,
+        so it costs nothing however big the space: call it before `check_trials`."""
+        if self.space_values > max_space_values:
+            raise InvalidInputError(
+                f"sweep.space lists {self.space_values} values in all (a range counts 2); this "
+                f"service checks at most {max_space_values} (D2L_SWEEP_MAX_SPACE_VALUES): "
+                "give fewer choices, or a range instead of a long list"
+            )
+        if self.total_trials > max_trials:
+            why = (
+                "as asked"
+                if self.trials is not None
+                else "one per grid point"
+                if self.search == "grid"
+                else "a random search's default"
+            )
+            raise InvalidInputError(
+                f"sweep: {self.total_trials} trials ({why}); at most {max_trials} on this "
+                "service (D2L_SWEEP_MAX_TRIALS): give fewer `trials`"
+            )
+
+    def check_trials(self, make_trial: Callable[[dict[str, Any]], object]) -> None:
+        """Each choice and each range bound must make a valid job: `make_trial` (the job's
+        `trial_spec`) raises ValueError naming the field. A net is built for each, seconds for a
+        big space: the API runs this once, at submission, in its CPU pool."""
+        for values in self.checked_values():
+            try:
+                make_trial(values)
+            except ValueError as error:
+                raise InvalidInputError(str(error)) from None
 
     def checked_values(self) -> list[dict[str, Any]]:
         """One override per choice and per range bound: each must make a valid job."""

@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 import models
 from api.auth import OwnerDep
-from api.deps import ServingDep, SessionDep, SettingsDep
+from api.deps import ServingDep, SessionDep, SessionRoute, SettingsDep
 from core import queries, weights_queries
 from core.artifacts import BaseArtifactStore
 from core.errors import ConflictError, InvalidInputError
@@ -20,7 +19,7 @@ from core.storage_quota import storage_quota
 from core.tables import new_id
 from core.weights import check_loads, describe_net, read_state_dict
 
-router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
+router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"], route_class=SessionRoute)
 
 
 class UploadedWeightsOut(BaseModel):
@@ -51,7 +50,7 @@ def parse_config(config: str) -> dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     summary="Upload a state_dict (.pt or .safetensors) for fine-tuning",
 )
-async def upload_checkpoint(
+def upload_checkpoint(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -78,30 +77,33 @@ async def upload_checkpoint(
         raise InvalidInputError(str(error)) from None
     limit = settings.weights_max_bytes
     shape = {"in_channels": in_channels, "num_classes": num_classes, "input_size": size}
-    net = await run_in_threadpool(describe_net, arch=arch, config=options, max_bytes=limit, **shape)
-    data = await file.read()  # at most D2L_UPLOAD_MAX_BYTES: api/body_limit.py
+    net = describe_net(arch=arch, config=options, max_bytes=limit, **shape)
+    data = file.file.read()  # at most D2L_UPLOAD_MAX_BYTES: api/body_limit.py
     filename = file.filename or "weights.pt"
-    state_dict = await run_in_threadpool(read_state_dict, filename, data, max_bytes=limit)
+    state_dict = read_state_dict(filename, data, max_bytes=limit)
     check_loads(state_dict, net=net, arch=arch, in_channels=in_channels, num_classes=num_classes)
     quota.check(adding=sum(tensor.nbytes for tensor in state_dict.values()))
     weights_id = new_id()
     store: BaseArtifactStore = request.app.state.serving.store
-    stored = await run_in_threadpool(
-        store.save_payload,
+    stored = store.save_payload(
         f"uploads/{weights_id}.pt",
         {"arch": arch, "config": options, **shape, "state_dict": state_dict},
     )
-    row = queries.add_uploaded_weights(
-        session,
-        filename=filename,
-        arch=arch,
-        config=options,
-        stored=stored,
-        weights_id=weights_id,
-        owner=owner,
-        **shape,
-    )
-    session.commit()
+    try:
+        row = queries.add_uploaded_weights(
+            session,
+            filename=filename,
+            arch=arch,
+            config=options,
+            stored=stored,
+            weights_id=weights_id,
+            owner=owner,
+            **shape,
+        )
+        session.commit()
+    except Exception:
+        store.delete(f"uploads/{weights_id}.pt")  # no file without its row
+        raise
     return UploadedWeightsOut.model_validate(row, from_attributes=True)
 
 

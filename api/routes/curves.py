@@ -4,20 +4,24 @@ a k-fold job's folds with their mean, and an experiment's runs overlaid."""
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 from statistics import fmean
 from typing import Annotated, Any, Literal
 
 import torch
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
-from api.deps import ServingDep, SessionDep
+from api.deps import CpuDep, DatabaseWorkDep, ServingDep, SettingsDep
 from api.serving import Serving
 from core import queries
 from core.errors import InvalidInputError
+from core.metric_queries import MetricPoint, read_metrics
 from core.plots import Curve, curves_png, heatmap_png
 from core.schemas import job_arch
+from core.tables import Job
 
 router = APIRouter(tags=["curves"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
@@ -32,80 +36,110 @@ def split_metric(metric: str) -> tuple[str, str]:
     return split, name
 
 
-def fold_curves(rows: list, name: str) -> tuple[dict[str, Curve], str]:  # type: ignore[type-arg]
+def fold_curves(points: list[MetricPoint], name: str) -> tuple[dict[str, Curve], str]:
     """Held-out curves of each fold of the first candidate that has them, plus their mean."""
     by_fold: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for row in rows:
-        parts = row.split.split("/")
-        if len(parts) == 3 and parts[0] == "c0" and parts[2] == "val" and row.name == name:
-            by_fold[f"fold {parts[1][1:]}"].append((row.epoch, row.value))
-    epochs = sorted({epoch for points in by_fold.values() for epoch, _ in points})
-    mean = [
-        (e, fmean(v for points in by_fold.values() for ep, v in points if ep == e)) for e in epochs
-    ]
+    for point in points:
+        parts = point.split.split("/")
+        if len(parts) == 3 and parts[0] == "c0" and parts[2] == "val" and point.name == name:
+            by_fold[f"fold {parts[1][1:]}"].append((point.epoch, point.value))
+    epochs = sorted({epoch for line in by_fold.values() for epoch, _ in line})
+    mean = [(e, fmean(v for line in by_fold.values() for ep, v in line if ep == e)) for e in epochs]
     return {**dict(sorted(by_fold.items())), "mean": mean}, f"val {name}"
 
 
-@router.get("/v1/jobs/{job_id}/curves.png", summary="A job's learning curves", responses=PNG)
-async def job_curves(job_id: str, session: SessionDep) -> Response:
-    job = queries.get_job(session, job_id=job_id)
-    rows = list(queries.list_metrics(session, job_id=job_id))
+def job_chart(job: Job, points: list[MetricPoint]) -> bytes:
+    """A job's chart: the course's three curves, or a k-fold job's folds and their mean."""
     if job.kind == "kfold":
-        name = "acc" if any(r.name == "acc" for r in rows) else "loss"
-        curves, ylabel = fold_curves(rows, name)
-        title = f"{job.params['model']['arch']} k-fold: first candidate's folds"
-        png = await run_in_threadpool(
-            curves_png,
+        name = "acc" if any(point.name == "acc" for point in points) else "loss"
+        curves, ylabel = fold_curves(points, name)
+        return curves_png(
             curves,
-            title=title,
+            title=f"{job.params['model']['arch']} k-fold: first candidate's folds",
             ylabel=ylabel,
             emphasis=["mean"],
             faint=[label for label in curves if label != "mean"],
         )
-    else:
-        curves = {
-            f"{split} {name}": [
-                (r.epoch, r.value) for r in rows if (r.split, r.name) == (split, name)
-            ]
-            for split, name in COURSE_CURVES
-        }
-        curves = {label: points for label, points in curves.items() if points}
-        title = f"{job_arch(job.params)} on {job.params['dataset']['name']} ({job.status})"
-        png = await run_in_threadpool(curves_png, curves, title=title)
+    course = {
+        f"{split} {name}": [(p.epoch, p.value) for p in points if p.key == f"{split}_{name}"]
+        for split, name in COURSE_CURVES
+    }
+    title = f"{job_arch(job.params)} on {job.params['dataset']['name']} ({job.status})"
+    return curves_png({label: line for label, line in course.items() if line}, title=title)
+
+
+def job_and_metrics(session: Session, *, job_id: str) -> tuple[Job, list[MetricPoint]]:
+    """The job and the rows its chart draws (not its per-layer diagnostics)."""
+    job = queries.get_job(session, job_id=job_id)
+    names = [] if job.kind == "kfold" else [f"{split}_{name}" for split, name in COURSE_CURVES]
+    return job, read_metrics(session, job_id=job_id, names=names)
+
+
+@router.get("/v1/jobs/{job_id}/curves.png", summary="A job's learning curves", responses=PNG)
+async def job_curves(job_id: str, database: DatabaseWorkDep, cpu: CpuDep) -> Response:
+    job, points = await database(partial(job_and_metrics, job_id=job_id))
+    png = await cpu.run(job_chart, job, points)
     return Response(content=png, media_type="image/png")
+
+
+def experiment_runs(
+    session: Session, *, name: str, metrics: list[str]
+) -> list[tuple[str, list[MetricPoint]]]:
+    """(run label, its rows of `metrics`) of the experiment's newest MAX_RUNS jobs: one query
+    per run, however many metrics are asked for."""
+    jobs, total = queries.list_jobs(session, experiment=name, status=None, limit=MAX_RUNS, offset=0)
+    if not total:
+        raise InvalidInputError(f"experiment {name!r} has no jobs")
+    return [
+        (
+            f"{job.id[:8]} {job.params.get('recipe') or job_arch(job.params)}",
+            read_metrics(session, job_id=job.id, names=metrics),
+        )
+        for job in jobs
+    ]
+
+
+def runs_chart(
+    runs: list[tuple[str, list[MetricPoint]]], *, name: str, metrics: list[str], yscale: str
+) -> bytes:
+    curves: dict[str, Curve] = {}
+    for run, points in runs:
+        for metric in metrics:
+            line = [(point.epoch, point.value) for point in points if point.key == metric]
+            if line:
+                curves[run if len(metrics) == 1 else f"{run} {metric}"] = line
+    if not curves:
+        raise InvalidInputError(f"no run of {name!r} recorded {', '.join(metrics)}")
+    ylabel = ", ".join(metrics)
+    return curves_png(curves, title=f"{name}: {ylabel}", ylabel=ylabel, yscale=yscale)
 
 
 @router.get(
     "/v1/experiments/{name}/curves.png",
     summary="Metrics of every run of an experiment, overlaid",
     description="Repeat `metric` to overlay several (e.g. `metric=train_loss&metric=test_loss`, "
-    "the course's under/overfitting chart of the polynomial recipes, with `yscale=log`).",
+    "the course's under/overfitting chart of the polynomial recipes, with `yscale=log`); at "
+    "most D2L_QUERY_MAX_VALUES.",
     responses=PNG,
 )
 async def experiment_curves(
     name: str,
-    session: SessionDep,
+    database: DatabaseWorkDep,
+    cpu: CpuDep,
+    settings: SettingsDep,
     metric: Annotated[list[str], Query()] = ["val_acc"],  # noqa: B006 (FastAPI copies it)
     yscale: Literal["linear", "log"] = "linear",
 ) -> Response:
-    wanted = [split_metric(item) for item in metric]
-    jobs, total = queries.list_jobs(session, experiment=name, status=None, limit=MAX_RUNS, offset=0)
-    if not total:
-        raise InvalidInputError(f"experiment {name!r} has no jobs")
-    curves: dict[str, Curve] = {}
-    for job in jobs:
-        run = f"{job.id[:8]} {job.params.get('recipe') or job_arch(job.params)}"
-        for split, metric_name in wanted:
-            rows = queries.list_metrics(session, job_id=job.id, name=metric_name)
-            points = [(row.epoch, row.value) for row in rows if row.split == split]
-            if points:
-                curves[run if len(wanted) == 1 else f"{run} {split}_{metric_name}"] = points
-    if not curves:
-        raise InvalidInputError(f"no run of {name!r} recorded {', '.join(metric)}")
-    ylabel = ", ".join(metric)
-    png = await run_in_threadpool(
-        curves_png, curves, title=f"{name}: {ylabel}", ylabel=ylabel, yscale=yscale
-    )
+    metrics = list(dict.fromkeys(metric))  # each once, in the order asked
+    if len(metrics) > settings.query_max_values:
+        raise InvalidInputError(
+            f"metric: at most {settings.query_max_values} metrics per chart "
+            f"(D2L_QUERY_MAX_VALUES); got {len(metrics)}"
+        )
+    for item in metrics:
+        split_metric(item)
+    runs = await database(partial(experiment_runs, name=name, metrics=metrics))
+    png = await cpu.run(runs_chart, runs, name=name, metrics=metrics, yscale=yscale)
     return Response(content=png, media_type="image/png")
 
 
@@ -129,9 +163,11 @@ def attention_matrix(serving: Serving, model_id: str, owner: str | None) -> list
     summary="Nadaraya-Watson attention weights, test queries x training keys (ch. 11.2)",
     responses=PNG,
 )
-async def attention_heatmap(model_id: str, serving: ServingDep, owner: OwnerDep) -> Response:
+async def attention_heatmap(
+    model_id: str, serving: ServingDep, owner: OwnerDep, cpu: CpuDep
+) -> Response:
     matrix = await run_in_threadpool(attention_matrix, serving, model_id, owner)
-    png = await run_in_threadpool(
+    png = await cpu.run(
         heatmap_png,
         matrix,
         title="attention weights",

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SessionRoute, SettingsDep
 from core import dataset_queries
 from core.dataset_schemas import DatasetOut
 from core.datasets import clear_raw_cache, get_dataset, list_datasets, missing_files
@@ -19,7 +18,7 @@ from core.settings import Settings
 from core.storage_quota import storage_quota
 from core.tables import Dataset
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionRoute)
 MAX_RAW_SIDE = 1024
 
 
@@ -104,7 +103,7 @@ def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
     summary="Upload an ImageFolder archive (.zip, .tar.gz), an .npz of x and y, or a CSV table",
     responses={413: {"description": "Over a size limit"}, 422: {"description": "Refused"}},
 )
-async def upload(
+def upload(
     session: SessionDep,
     settings: SettingsDep,
     owner: OwnerDep,
@@ -137,8 +136,7 @@ async def upload(
     root = settings.datasets_dir
     quota = storage_quota(session, owner=owner, settings=settings)
     quota.check_not_full()
-    meta = await run_in_threadpool(
-        receive_upload,
+    meta = receive_upload(
         file.file,
         filename=file.filename or "upload",
         root=root,

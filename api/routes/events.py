@@ -88,8 +88,10 @@ def metric_events(points: Iterable[MetricPoint]) -> list[Event]:
 
 def progress_event(job: Job, step: int) -> Event:
     """Epochs done of planned and steps done in the epoch under way (from the job's heartbeat),
-    with an estimate of the time left from the pace so far."""
-    elapsed = (utcnow() - job.started_at).total_seconds() if job.started_at else None
+    with an estimate of the time left from the pace so far. A finished job's time stops at its
+    end: every later read tells the same elapsed_s."""
+    ended = job.finished_at if job.status in FINISHED_STATUSES and job.finished_at else utcnow()
+    elapsed = (ended - job.started_at).total_seconds() if job.started_at else None
     running = job.status == "running" and job.epoch_steps > 0
     in_epoch = min(job.step, job.epoch_steps) if running else 0
     done = job.epoch + (in_epoch / job.epoch_steps if running else 0.0)

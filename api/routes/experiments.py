@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SessionRoute
 from core import experiment_queries, queries
 from core.experiment_schemas import Comparison, ExperimentSummary, Goal
 from core.schemas import ExperimentOut
 
-router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=SessionRoute)
 
 
 @router.get("", summary="Every experiment with its number of jobs")

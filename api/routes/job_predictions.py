@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import ServingDep, SessionDep
+from api.deps import ServingDep, SessionDep, SessionRoute
 from core import queries
 from core.errors import NotFoundError
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionRoute)
 FILE_TYPES = {
     "application/x-ndjson": {"schema": {"type": "string"}},
     "text/csv": {"schema": {"type": "string"}},
@@ -25,7 +24,7 @@ FILE_TYPES = {
         404: {"description": "No such job, or it has no predictions (yet): `detail` says why"},
     },
 )
-async def get_predictions(job_id: str, session: SessionDep, serving: ServingDep) -> Response:
+def get_predictions(job_id: str, session: SessionDep, serving: ServingDep) -> Response:
     """One line per sample: its dataset `index`, `class_index`, `label`, the top-k
     `probabilities`, and, where the split has labels, `target`, `target_label` and `correct`.
     The file is checked against the sha256 in the job's result before it is sent."""
@@ -39,9 +38,7 @@ async def get_predictions(job_id: str, session: SessionDep, serving: ServingDep)
     if stored is None:
         why = job.error or "its predictions are written when it succeeds"
         raise NotFoundError(f"job {job_id} is {job.status}: no predictions ({why})")
-    data = await run_in_threadpool(
-        serving.store.read_bytes, stored["path"], sha256=stored["sha256"]
-    )
+    data = serving.store.read_bytes(stored["path"], sha256=stored["sha256"])
     name = f"predictions-{job_id}.{stored['format']}"
     return Response(
         data,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import SkipValidation, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from api.auth import OwnerDep
-from api.deps import MAX_OFFSET, JobQueueDep, SessionDep, SettingsDep
+from api.deps import MAX_OFFSET, CpuDep, JobQueueDep, SessionDep, SettingsDep
 from api.submission import SubmissionRoute
 from core import queries, sweep_queries
 from core.datasets import check_available, get_dataset, is_upload_id
@@ -101,9 +103,40 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
             raise InvalidInputError(f"{source.where}: {error}") from None
 
 
+SUBMISSION = TypeAdapter(JobSubmission)
+
+
+def validated_submission(body: object, settings: Settings) -> JobCreate | PredictJobCreate:
+    """The body as the job it asks for, a sweep's trials checked too. Validating builds a net
+    (on the meta device) for the job, for each k-fold candidate and for each sweep choice: up to
+    seconds of CPU, so this runs in the CPU pool, never on the event loop."""
+    try:
+        spec = SUBMISSION.validate_python(body)
+    except ValidationError as error:  # the 422 FastAPI gives for a body that fails validation
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        raise RequestValidationError(errors, body=body) from None
+    if isinstance(spec, JobCreate) and spec.sweep is not None:
+        spec.sweep.check_size(
+            max_trials=settings.sweep_max_trials,
+            max_space_values=settings.sweep_max_space_values,
+        )
+        spec.sweep.check_trials(spec.trial_spec)
+    return spec
+
+
+async def checked_submission(
+    # Documented as a JobSubmission, but handed over as parsed JSON (SkipValidation): FastAPI
+    # would validate it on the event loop.
+    spec: Annotated[JobSubmission, SkipValidation],
+    settings: SettingsDep,
+    cpu: CpuDep,
+) -> JobCreate | PredictJobCreate:
+    return await cpu.run(validated_submission, spec, settings)
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Submit a training job")
 def submit_job(
-    spec: JobSubmission,
+    spec: Annotated[JobCreate | PredictJobCreate, Depends(checked_submission)],
     session: SessionDep,
     job_queue: JobQueueDep,
     settings: SettingsDep,
@@ -197,6 +230,7 @@ def cancel_job(job_id: str, session: SessionDep) -> JobOut:
 def get_metrics(
     job_id: str,
     session: SessionDep,
+    settings: SettingsDep,
     response: Response,
     name: str | None = None,
     names: Annotated[str | None, Query(description=METRIC_NAMES_HELP)] = None,
@@ -207,7 +241,7 @@ def get_metrics(
     """All rows by default; `names` filters, `max_points` thins each series (keeping its first
     and last point), `limit`/`offset` page; X-Total-Count says how many rows matched."""
     queries.get_job(session, job_id=job_id)
-    wanted = parse_metric_names(names) + ([name] if name else [])
+    wanted = parse_metric_names(names, at_most=settings.query_max_values) + ([name] if name else [])
     points = read_metrics(session, job_id=job_id, names=wanted, max_points=max_points)
     response.headers["X-Total-Count"] = str(len(points))
     page = points[offset : None if limit is None else offset + limit]

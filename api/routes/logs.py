@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SessionRoute, SettingsDep
 from core import queries
 from core.job_logs import read_job_log
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionRoute)
 
 
 @router.get(
@@ -20,7 +19,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     summary="What the worker logged while running the job (plain text)",
     response_class=PlainTextResponse,
 )
-async def job_logs(
+def job_logs(
     request: Request,
     job_id: str,
     session: SessionDep,
@@ -32,5 +31,5 @@ async def job_logs(
     """Empty until a worker starts the job; grows while it runs."""
     queries.get_job(session, job_id=job_id)
     store = request.app.state.serving.store  # workers elsewhere copy their logs there
-    text = await run_in_threadpool(read_job_log, settings.artifacts, job_id, tail=tail, store=store)
+    text = read_job_log(settings.artifacts, job_id, tail=tail, store=store)
     return PlainTextResponse(text)

@@ -2,9 +2,9 @@
 
 - `d2l_http_requests_total` and `d2l_http_request_duration_seconds`, by method, route template
   (`/v1/jobs/{job_id}`, never the raw path, so ids do not explode the series) and status;
-- `d2l_jobs` by status, `d2l_queue_depth` by queue (messages waiting in the broker, where that
-  is cheap to ask: the embedded filesystem broker or Redis), read from the database and broker
-  at scrape time;
+- `d2l_jobs` by status (with auth on, of the scraping token's owner only), `d2l_queue_depth` by
+  queue (messages waiting in the broker, every priority's, where that is cheap to ask: the
+  embedded filesystem broker or Redis), read from the database and broker at scrape time;
 - `d2l_worker_last_seen_timestamp_seconds` and `d2l_worker_up` (heartbeat fresher than 60 s);
 - `d2l_predict_batch_samples`, `d2l_predict_batch_requests` and `d2l_predict_forward_seconds`:
   each batched forward pass of the predict path (how well micro-batching gathers requests).
@@ -33,10 +33,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import OwnerDep
 from api.routes.workers import ALIVE_WITHIN
 from core import queries
 from core.db import Database
-from core.queue import QUEUES
+from core.ownership import scope_to_owner
+from core.queue import QUEUES, redis_lists
 from core.schemas import JobStatus
 from core.settings import Settings
 from core.tables import Job, utcnow
@@ -94,37 +96,36 @@ def queue_depths(settings: Settings) -> dict[str, int]:
 
         client = redis.Redis.from_url(settings.broker_url, socket_timeout=1)
         try:
-            return {queue: int(client.llen(queue)) for queue in QUEUES}
+            with client.pipeline(transaction=False) as pipe:
+                for queue in QUEUES:
+                    for name in redis_lists(queue):
+                        pipe.llen(name)
+                lengths = iter(pipe.execute())
+            return {queue: sum(next(lengths) for _ in redis_lists(queue)) for queue in QUEUES}
         finally:
             client.close()
     return {}
 
 
 class ServiceCollector(Collector):
-    """Jobs, queues and workers, read when Prometheus scrapes (nothing kept in memory)."""
+    """Queues and workers, read when Prometheus scrapes (nothing kept in memory)."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
 
     def collect(self) -> Iterator[Any]:
-        jobs = GaugeMetricFamily("d2l_jobs", "Jobs by status", labels=["status"])
         seen = GaugeMetricFamily(
             "d2l_worker_last_seen_timestamp_seconds", "Last heartbeat", labels=["worker"]
         )
         up = GaugeMetricFamily("d2l_worker_up", "1 while the heartbeat is fresh", labels=["worker"])
         now = utcnow()
         with self.db.sessions() as session:
-            counts = dict(
-                session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-            )
-            for status in get_args(JobStatus):
-                jobs.add_metric([status], counts.get(status, 0))
             for worker in queries.list_workers(session):
                 alive = worker.stopped_at is None and now - worker.last_seen < ALIVE_WITHIN
                 seen.add_metric([worker.hostname], worker.last_seen.timestamp())
                 up.add_metric([worker.hostname], 1.0 if alive else 0.0)
-        yield from (jobs, seen, up)
+        yield from (seen, up)
         try:
             depths = queue_depths(self.settings)
         except Exception as error:  # noqa: BLE001  (a broker hiccup must not fail the scrape)
@@ -135,6 +136,25 @@ class ServiceCollector(Collector):
             for queue, count in depths.items():
                 depth.add_metric([queue], count)
             yield depth
+
+
+class JobCounts(Collector):
+    """Jobs by status, as the scraper may see them: with auth on, its token's owner's only."""
+
+    def __init__(self, db: Database, owner: str | None) -> None:
+        self.db = db
+        self.owner = owner
+
+    def collect(self) -> Iterator[Any]:
+        jobs = GaugeMetricFamily("d2l_jobs", "Jobs by status", labels=["status"])
+        with self.db.sessions() as session:
+            scope_to_owner(session, self.owner)
+            counts = dict(
+                session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            )
+        for status in get_args(JobStatus):
+            jobs.add_metric([status], counts.get(status, 0))
+        yield jobs
 
 
 class PredictMetrics:
@@ -177,6 +197,8 @@ def install_metrics(app: FastAPI, *, db: Database, settings: Settings) -> None:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def prometheus_metrics(request: Request) -> Response:
+def prometheus_metrics(request: Request, owner: OwnerDep) -> Response:
+    """With auth on, `d2l_jobs` counts the token owner's jobs only; the rest is the service's."""
     registry: CollectorRegistry = request.app.state.metrics_registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    text = generate_latest(registry) + generate_latest(JobCounts(request.app.state.db, owner))
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

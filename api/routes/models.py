@@ -11,10 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
-from api.deps import MAX_OFFSET, ServingDep, SessionDep
+from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep, SessionRoute
 from core import export as model_export
 from core import model_registry
 from core.errors import ConflictError
@@ -27,7 +26,7 @@ from core.parameters import (
     tensor_values,
 )
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=SessionRoute)
 MEDIA_TYPES = {"pt": "application/octet-stream", "safetensors": "application/octet-stream"}
 ModelRef = Annotated[
     str, Path(description="A model id, or an alias: name:VERSION, name:latest, name:production.")
@@ -122,13 +121,17 @@ def remove_alias(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def export_model(
-    model_id: ModelRef, serving: ServingDep, owner: OwnerDep, format: ExportFormat = "onnx"
+    model_id: ModelRef,
+    serving: ServingDep,
+    owner: OwnerDep,
+    cpu: CpuDep,
+    format: ExportFormat = "onnx",
 ) -> Response:
     """The graph maps *preprocessed* inputs (X-D2L-Input-Shape) to logits. X-D2L-Preprocessing
     says how raw samples become inputs; the sidecar (`/export/sidecar`, linked) adds the class
     names and the steps in words."""
     model_id, loaded = await serving.resolve(model_id, owner)
-    data = await run_in_threadpool(model_export.export, loaded, format)
+    data = await cpu.run(model_export.export, loaded, format)
     prep = loaded.preprocessing
     filename = f"{model_id}.{model_export.SUFFIXES[format]}"
     return Response(
@@ -161,6 +164,7 @@ async def get_parameters(
     model_id: ModelRef,
     serving: ServingDep,
     owner: OwnerDep,
+    cpu: CpuDep,
     name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_VALUES)] = 10_000,
 ) -> Any:
@@ -168,8 +172,8 @@ async def get_parameters(
     each tensor. With `name`: that tensor's statistics and its first `limit` values."""
     state_dict = (await serving.resolve(model_id, owner))[1].net.state_dict()
     if name is None:
-        return parameter_table(state_dict)
-    return tensor_values(state_dict, name, limit=limit)
+        return await cpu.run(parameter_table, state_dict)
+    return await cpu.run(tensor_values, state_dict, name, limit=limit)
 
 
 @router.get(
@@ -179,10 +183,14 @@ async def get_parameters(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def download_state_dict(
-    model_id: ModelRef, serving: ServingDep, owner: OwnerDep, format: StateDictFormat = "pt"
+    model_id: ModelRef,
+    serving: ServingDep,
+    owner: OwnerDep,
+    cpu: CpuDep,
+    format: StateDictFormat = "pt",
 ) -> Response:
     model_id, loaded = await serving.resolve(model_id, owner)
-    data = await run_in_threadpool(serialise_state_dict, loaded.net.state_dict(), format)
+    data = await cpu.run(serialise_state_dict, loaded.net.state_dict(), format)
     filename = f"{model_id}.{format}"
     return Response(
         content=data,

@@ -52,7 +52,7 @@ def parse_predict_request(body: bytes) -> PredictRequest:
 async def answer(request: Request, serving: Serving, model_id: str) -> Response:
     """Authenticate, parse, predict (batched with concurrent requests), serialise: the whole
     hot path."""
-    owner = request.app.state.token_check.owner(request)
+    owner = await request.app.state.token_check.owner(request)
     body = parse_predict_request(await request.body())
     prediction = await serving.predict(model_id, body, owner)
     return Response(prediction.model_dump_json(), media_type=JSON)

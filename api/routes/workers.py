@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SessionRoute
 from core import queries
 from core.tables import utcnow
 
-router = APIRouter(prefix="/v1/workers", tags=["workers"])
+router = APIRouter(prefix="/v1/workers", tags=["workers"], route_class=SessionRoute)
 ALIVE_WITHIN = timedelta(seconds=60)  # four missed 15 s heartbeats
 
 

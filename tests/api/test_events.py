@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from api.app import create_app
 from core import queries
 from core.db import Database
 from core.settings import Settings
+from core.tables import utcnow
 from d2l_client.sse import Event, EventParser
 from tests.conftest import RecordingQueue
 from tests.factories import add_job
@@ -144,6 +146,22 @@ def test_a_finished_job_replays_its_epochs_and_resumes_after_last_event_id(
     with httpx.stream("GET", url, headers=headers, timeout=30) as response:
         resumed = [event.data["epoch"] for event in events(response) if event.kind == "metrics"]
     assert resumed == [2, 3]
+
+
+def test_a_finished_jobs_elapsed_time_stops_at_its_end(base_url: str, sqlite_db: Database) -> None:
+    job_id = new_job(sqlite_db)
+    set_status(sqlite_db, job_id, "running")
+    record(sqlite_db, job_id, 1)
+    set_status(sqlite_db, job_id, "succeeded")
+    with sqlite_db.transaction() as session:  # it ran for 42 s, an hour ago
+        job = queries.get_job(session, job_id=job_id)
+        job.started_at = utcnow() - timedelta(hours=1)
+        job.finished_at = job.started_at + timedelta(seconds=42)
+    url = f"{base_url}/v1/jobs/{job_id}/events"
+    for _ in range(2):  # every read tells the same
+        with httpx.stream("GET", url, timeout=30) as response:
+            progress = [event.data for event in events(response) if event.kind == "progress"]
+        assert [data["elapsed_s"] for data in progress] == [42.0]
 
 
 def test_unknown_job_and_bad_last_event_id_are_refused(base_url: str, sqlite_db: Database) -> None:

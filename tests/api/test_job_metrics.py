@@ -92,3 +92,11 @@ def test_reading_one_job_uses_the_metrics_index(sqlite_db: Database, long_run: s
         ).all()
     detail = " ".join(str(row[-1]) for row in plan)
     assert "USING INDEX" in detail and "TEMP B-TREE" not in detail
+
+
+def test_names_are_bounded_by_the_query_setting(client: TestClient, long_run: str) -> None:
+    url = f"/v1/jobs/{long_run}/metrics"
+    many = client.get(url, params={"names": ",".join(f"m{i}" for i in range(21))})
+    assert many.status_code == 422 and "D2L_QUERY_MAX_VALUES" in many.json()["detail"]
+    repeated = client.get(url, params={"names": ",".join(["val_acc"] * 100)})
+    assert repeated.status_code == 200 and repeated.json()

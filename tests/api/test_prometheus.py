@@ -5,10 +5,14 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from core import queries
+from api.app import create_app
+from core import queries, tokens
 from core.db import Database
+from core.settings import Settings
+from core.tables import new_id
 from tests.api.conftest import Trained
-from tests.factories import add_job
+from tests.factories import add_job, job_spec, migrated
+from tests.services import fresh_redis_url
 
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -65,3 +69,31 @@ def test_predict_forward_passes_are_measured(trained: Trained) -> None:
     assert grew("d2l_predict_batch_samples_sum") == 3  # ...of 2 and 1 samples
     assert grew("d2l_predict_batch_requests_sum") == 2  # one request each, sequential clients
     assert grew("d2l_predict_forward_seconds_sum") > 0
+
+
+def test_queue_depth_counts_every_priority_waiting_in_redis(settings: Settings) -> None:
+    """Kombu keeps one Redis list per priority step: normal jobs wait in `cpu\\x06\\x163`."""
+    with fresh_redis_url() as redis_url:
+        config = settings.model_copy(update={"broker_url": redis_url})
+        migrated(config).engine.dispose()
+        app = create_app(config)
+        for priority in ("high", "normal", "normal", "low"):
+            app.state.job_queue.enqueue(new_id(), queue="cpu", priority=priority)
+        with TestClient(app) as client:
+            samples = scrape(client)
+    assert samples[("d2l_queue_depth", (("queue", "cpu"),))] == 4
+    assert samples[("d2l_queue_depth", (("queue", "gpu"),))] == 0
+
+
+def test_with_auth_on_job_counts_are_the_scraping_owners_own(settings: Settings) -> None:
+    config = settings.model_copy(update={"auth": True})
+    db = migrated(config)
+    with db.transaction() as session:
+        for owner in ("alice", "bob", "bob"):
+            queries.create_job(session, spec=job_spec(), queue="cpu", owner=owner)
+        _, secret = tokens.create_token(session, owner="alice")
+    db.engine.dispose()
+    with TestClient(create_app(config)) as client:
+        client.headers["Authorization"] = f"Bearer {secret}"
+        samples = scrape(client)
+    assert samples[("d2l_jobs", (("status", "queued"),))] == 1  # alice's; bob's two unseen

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from core.db import Database
 from core.queue import SWEEP_STEP_TASK
+from core.settings import Settings
 from tests.conftest import RecordingQueue
 from worker.sweep_control import sweep_step
 
@@ -127,3 +129,27 @@ def test_a_broker_that_refuses_the_trials_fails_the_sweep(
     assert shown["status"] == "failed" and "broker unreachable" in shown["error"]
     trials = client.get("/v1/jobs", params={"parent": sweep_id}).json()["items"]
     assert len(trials) == 2 and {trial["status"] for trial in trials} == {"failed"}
+
+
+def test_sweeps_beyond_the_services_bounds_are_refused_naming_the_setting(
+    settings: Settings, sqlite_db: Database, queue: RecordingQueue
+) -> None:
+    bounded = settings.model_copy(update={"sweep_max_trials": 4, "sweep_max_space_values": 5})
+    app = create_app(bounded)
+    app.state.job_queue = queue
+    with TestClient(app) as client:
+        too_many = client.post("/v1/jobs", json=sweep(space={"lr": [0.1, 0.2]}, trials=5))
+        assert too_many.status_code == 422
+        assert "D2L_SWEEP_MAX_TRIALS" in too_many.json()["detail"]
+        default = client.post("/v1/jobs", json=sweep(space={"lr": [0.1, 0.2]}))
+        assert "D2L_SWEEP_MAX_TRIALS" in default.text  # a random search's 10 trials
+        space = {"lr": [0.1, 0.2, 0.3], "dropout": [0.1, 0.2]}
+        within = client.post("/v1/jobs", json=sweep(space=space, trials=4))
+        assert within.status_code == 202, within.text  # 5 values, 4 trials: at the bounds
+        grid = client.post("/v1/jobs", json=sweep(space=space, search="grid"))
+        assert "D2L_SWEEP_MAX_TRIALS" in grid.text  # 6 grid points
+        wider = {**space, "weight_decay": {"low": 0.0, "high": 0.1}}  # a range counts 2
+        wide = client.post("/v1/jobs", json=sweep(space=wider, trials=2))
+        assert wide.status_code == 422
+        assert "D2L_SWEEP_MAX_SPACE_VALUES" in wide.json()["detail"]
+    assert len(queue.steps) == 1
