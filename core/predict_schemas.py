@@ -7,7 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.numbers import int_between
 from core.schemas import Frozen
+
+MAX_CLASSES = 100_000  # as many as an uploaded state_dict may have (POST /v1/checkpoints)
+TopK = int_between(1, MAX_CLASSES)
 
 
 class PredictRequest(Frozen):
@@ -16,11 +20,12 @@ class PredictRequest(Frozen):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"inputs": [[0, 0, 5, 13, 9, 1, 0, 0]] * 8}]},
     )
 
     inputs: list[Any] = Field(min_length=1, max_length=4096)
-    top_k: int | None = Field(default=None, ge=1, description="Only the k most likely classes.")
+    top_k: TopK | None = Field(default=None, description="Only the k most likely classes.")
 
 
 class Prediction(BaseModel):

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     upload_max_image_pixels: int = Field(
         default=4096 * 4096, ge=1, description="Most pixels of one uploaded or predicted image."
     )
+    max_model_parameters: int = Field(
+        default=250_000_000,
+        ge=1,
+        description="Most parameters a submitted job's net may have (each k-fold candidate and "
+        "sweep value too): 250 M is 1 GB of fp32 weights, twice the course's VGG-11.",
+    )
 
     @field_validator("data_dir", "artifact_dir")
     @classmethod

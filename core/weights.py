@@ -15,12 +15,15 @@ from safetensors.torch import load as safetensors_load
 
 import models
 from core.errors import InvalidInputError
+from core.model_options import check_options
+from core.names import check_label
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 
 def read_state_dict(filename: str, data: bytes) -> dict[str, torch.Tensor]:
     """The tensors of an uploaded file, or a 422 that says why it is not a state_dict."""
+    check_label(filename, what="the file name")
     if not filename.endswith(WEIGHT_SUFFIXES):
         raise InvalidInputError(f"{filename}: expected a {', '.join(WEIGHT_SUFFIXES)} file")
     if filename.endswith(".safetensors"):
@@ -53,12 +56,21 @@ def check_loads(
     num_classes: int,
     input_size: int,
 ) -> None:
-    """Refuse (422) a state_dict that does not load strictly into the declared architecture."""
+    """Refuse (422) a state_dict that does not load strictly into the declared architecture.
+
+    The net is built on the meta device: shapes only, so a config declaring a net far larger
+    than the file (or than memory) costs nothing to refuse."""
     try:
-        net = models.get_model(
-            arch, in_channels=in_channels, num_classes=num_classes, input_size=input_size, **config
-        )
-    except (models.UnknownModelError, models.InvalidModelConfigError) as error:
+        check_options(arch, config)
+        with torch.device("meta"):
+            net = models.get_model(
+                arch,
+                in_channels=in_channels,
+                num_classes=num_classes,
+                input_size=input_size,
+                **config,
+            )
+    except ValueError as error:  # unknown arch, options it does not take or out of bounds
         raise InvalidInputError(str(error)) from None
     expected = net.state_dict()
     missing = sorted(set(expected) - set(state_dict))

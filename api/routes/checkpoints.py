@@ -13,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 import models
 from api.auth import OwnerDep
 from api.deps import SessionDep
+from api.errors import rules
+from api.params import WeightsId
 from core import queries
 from core.artifacts import BaseArtifactStore
 from core.errors import InvalidInputError
@@ -50,13 +52,25 @@ def parse_config(config: str) -> dict[str, Any]:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Upload a state_dict (.pt or .safetensors) for fine-tuning",
+    responses=rules(
+        "the file is not a .pt (weights_only) or .safetensors state_dict",
+        "config is not a JSON object of the arch's options within their bounds "
+        "(GET /v1/architectures)",
+        "the state_dict does not load strictly into arch built with these sizes",
+    ),
 )
 async def upload_checkpoint(
     request: Request,
     session: SessionDep,
     owner: OwnerDep,
     file: Annotated[UploadFile, File(description="torch.save(net.state_dict()) or safetensors")],
-    arch: Annotated[str, Form(description="The architecture the weights belong to.")],
+    arch: Annotated[
+        str,
+        Form(
+            description="The architecture the weights belong to.",
+            json_schema_extra={"enum": models.list_models()},
+        ),
+    ],
     config: Annotated[str, Form(description="The builder's options as JSON.")] = "{}",
     in_channels: Annotated[int, Form(ge=1, le=64)] = 1,
     num_classes: Annotated[int, Form(ge=1, le=100_000)] = 10,
@@ -97,6 +111,6 @@ async def upload_checkpoint(
 
 
 @router.get("/{weights_id}", summary="An uploaded state_dict's description")
-def get_checkpoint(weights_id: str, session: SessionDep) -> UploadedWeightsOut:
+def get_checkpoint(weights_id: WeightsId, session: SessionDep) -> UploadedWeightsOut:
     row = queries.get_uploaded_weights(session, weights_id=weights_id)
     return UploadedWeightsOut.model_validate(row, from_attributes=True)

@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
 from api.deps import ServingDep, SessionDep
+from api.params import ExperimentName, JobId, MetricItem, ModelRef
 from api.serving import Serving
 from core import queries
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, NotFoundError
 from core.plots import Curve, curves_png, heatmap_png
 from core.schemas import job_arch
 
@@ -47,7 +48,7 @@ def fold_curves(rows: list, name: str) -> tuple[dict[str, Curve], str]:  # type:
 
 
 @router.get("/v1/jobs/{job_id}/curves.png", summary="A job's learning curves", responses=PNG)
-async def job_curves(job_id: str, session: SessionDep) -> Response:
+async def job_curves(job_id: JobId, session: SessionDep) -> Response:
     job = queries.get_job(session, job_id=job_id)
     rows = list(queries.list_metrics(session, job_id=job_id))
     if job.kind == "kfold":
@@ -83,15 +84,15 @@ async def job_curves(job_id: str, session: SessionDep) -> Response:
     responses=PNG,
 )
 async def experiment_curves(
-    name: str,
+    name: ExperimentName,
     session: SessionDep,
-    metric: Annotated[list[str], Query()] = ["val_acc"],  # noqa: B006 (FastAPI copies it)
+    metric: Annotated[list[MetricItem], Query(max_length=MAX_RUNS)] = ["val_acc"],  # noqa: B006
     yscale: Literal["linear", "log"] = "linear",
 ) -> Response:
     wanted = [split_metric(item) for item in metric]
     jobs, total = queries.list_jobs(session, experiment=name, status=None, limit=MAX_RUNS, offset=0)
     if not total:
-        raise InvalidInputError(f"experiment {name!r} has no jobs")
+        raise NotFoundError(f"experiment {name!r} has no jobs")
     curves: dict[str, Curve] = {}
     for job in jobs:
         run = f"{job.id[:8]} {job.params.get('recipe') or job_arch(job.params)}"
@@ -101,7 +102,7 @@ async def experiment_curves(
             if points:
                 curves[run if len(wanted) == 1 else f"{run} {split}_{metric_name}"] = points
     if not curves:
-        raise InvalidInputError(f"no run of {name!r} recorded {', '.join(metric)}")
+        raise NotFoundError(f"no run of {name!r} recorded {', '.join(metric)}")
     ylabel = ", ".join(metric)
     png = await run_in_threadpool(
         curves_png, curves, title=f"{name}: {ylabel}", ylabel=ylabel, yscale=yscale
@@ -129,7 +130,7 @@ def attention_matrix(serving: Serving, model_id: str, owner: str | None) -> list
     summary="Nadaraya-Watson attention weights, test queries x training keys (ch. 11.2)",
     responses=PNG,
 )
-async def attention_heatmap(model_id: str, serving: ServingDep, owner: OwnerDep) -> Response:
+async def attention_heatmap(model_id: ModelRef, serving: ServingDep, owner: OwnerDep) -> Response:
     matrix = await run_in_threadpool(attention_matrix, serving, model_id, owner)
     png = await run_in_threadpool(
         heatmap_png,

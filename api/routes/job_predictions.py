@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServingDep, SessionDep
+from api.params import JobId
 from core import queries
 from core.errors import NotFoundError
 
@@ -25,7 +26,7 @@ FILE_TYPES = {
         404: {"description": "No such job, or it has no predictions (yet): `detail` says why"},
     },
 )
-async def get_predictions(job_id: str, session: SessionDep, serving: ServingDep) -> Response:
+async def get_predictions(job_id: JobId, session: SessionDep, serving: ServingDep) -> Response:
     """One line per sample: its dataset `index`, `class_index`, `label`, the top-k
     `probabilities`, and, where the split has labels, `target`, `target_label` and `correct`.
     The file is checked against the sha256 in the job's result before it is sent."""

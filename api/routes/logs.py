@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionDep, SettingsDep
+from api.params import JobId
 from core import queries
 from core.job_logs import read_job_log
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 )
 async def job_logs(
     request: Request,
-    job_id: str,
+    job_id: JobId,
     session: SessionDep,
     settings: SettingsDep,
     tail: Annotated[
