@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -12,13 +11,12 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from core.errors import ServiceError
+from core.names import PATTERN_HELP
 
-log = logging.getLogger(__name__)
 GENERIC_422 = "Invalid input; `detail` says what to fix"
 HTTP_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
@@ -73,27 +71,19 @@ async def service_error_handler(request: Request, error: Exception) -> JSONRespo
     )
 
 
+def explained(error: dict[str, Any]) -> dict[str, Any]:
+    """A pattern mismatch also says, in words, what the pattern is for."""
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") != "string_pattern_mismatch" or pattern not in PATTERN_HELP:
+        return error
+    return {**error, "msg": f"{error['msg']}: {PATTERN_HELP[pattern]}"}
+
+
 async def validation_error_handler(request: Request, error: Exception) -> JSONResponse:
     """FastAPI's 422, but never a 500 when the offending input is not JSON (NaN, bytes)."""
     assert isinstance(error, RequestValidationError)
-    return JSONResponse(
-        status_code=422, content={"detail": json_safe(jsonable_encoder(error.errors()))}
-    )
-
-
-async def data_error_handler(request: Request, error: Exception) -> JSONResponse:
-    """Last line: a value the database refuses (validation should have caught it) is the
-    client's input, not a server fault."""
-    log.warning(
-        "the database refused a value of %s %s: %s", request.method, request.url.path, error
-    )
-    return JSONResponse(
-        status_code=422,
-        content={
-            "detail": "a value in the request cannot be stored (a NUL character, or a number "
-            "out of range); send plain text and numbers within the documented bounds"
-        },
-    )
+    detail = json_safe(jsonable_encoder([explained(item) for item in error.errors()]))
+    return JSONResponse(status_code=422, content={"detail": detail})
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -124,4 +114,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
-    app.add_exception_handler(DataError, data_error_handler)

@@ -49,9 +49,7 @@ def bounded(option: str, hint: Any) -> Any:
     if option in BOUNDED:
         return BOUNDED[option]
     if option == "dropout":  # a probability, or (MLP) one per hidden layer
-        if typing.get_origin(hint) is not None and Sequence in map(
-            typing.get_origin, typing.get_args(hint)
-        ):
+        if any(typing.get_origin(arg) is Sequence for arg in typing.get_args(hint)):
             return Probability | Annotated[list[Probability], Field(max_length=MAX_LAYERS)]
         return Probability
     if hint is str and option == "activation":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator
 
 
 def whole(value: Any) -> Any:
@@ -19,12 +19,7 @@ def whole(value: Any) -> Any:
     return value
 
 
-# Constraints go inside (`Annotated[int, Field(ge=1), ...]`), before this validator, so the
-# JSON Schema keeps them as `minimum`/`maximum`.
+# A field bounds it with `Field(ge=..., le=...)`. Where the field may also be null, the bounds go
+# inside, before the validator (`Annotated[int, Field(ge=1), BeforeValidator(whole)] | None`):
+# after it, the JSON Schema would lose them.
 Int = Annotated[int, BeforeValidator(whole)]
-
-
-def int_between(low: int, high: int) -> Any:
-    """`Int` within [low, high], for a field that may also be null (`int_between(1, 9) | None`:
-    a bound given to the field itself would not reach the JSON Schema there)."""
-    return Annotated[int, Field(ge=low, le=high), BeforeValidator(whole)]

@@ -3,15 +3,15 @@ by the API's hot path and the worker's offline predictions (both answer through 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from core.numbers import int_between
+from core.numbers import whole
 from core.schemas import Frozen
 
 MAX_CLASSES = 100_000  # as many as an uploaded state_dict may have (POST /v1/checkpoints)
-TopK = int_between(1, MAX_CLASSES)
+TopK = Annotated[int, Field(ge=1, le=MAX_CLASSES), BeforeValidator(whole)]
 
 
 class PredictRequest(Frozen):

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -28,7 +29,7 @@ from core.datasets.registry import UPLOAD_ID_PATTERN
 from core.hyperparameters import MAX_SEED, Hyperparameters
 from core.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
 from core.names import NAME_PATTERN
-from core.numbers import Int, int_between
+from core.numbers import Int, whole
 from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe, list_recipes
 from core.sweep_schemas import SweepSettings, trial_body
 
@@ -63,9 +64,11 @@ class ModelSpec(Frozen):
 
     arch: str = Field(description="A registered architecture (GET /v1/architectures).")
     config: dict[str, Any] = Field(default_factory=dict, description="The builder's options.")
-    input_size: int_between(1, MAX_INPUT_SIZE) | None = Field(  # type: ignore[valid-type]
-        default=None,
-        description="Side the inputs are resized to; default: arch's.",
+    input_size: Annotated[int, Field(ge=1, le=MAX_INPUT_SIZE), BeforeValidator(whole)] | None = (
+        Field(
+            default=None,
+            description="Side the inputs are resized to; default: arch's.",
+        )
     )
 
     @field_validator("arch")
@@ -159,8 +162,27 @@ class KFold(Frozen):
         return candidates
 
 
+EXACTLY_ONE_SOURCE = {
+    "oneOf": [
+        {
+            "required": ["job_id"],
+            "properties": {"job_id": {"type": "string"}, "checkpoint_id": {"type": "null"}},
+        },
+        {
+            "required": ["checkpoint_id"],
+            "properties": {"checkpoint_id": {"type": "string"}, "job_id": {"type": "null"}},
+        },
+    ]
+}
+
+
 class FineTuneSource(Frozen):
-    """Where the starting weights come from: a succeeded job's model, or an uploaded state_dict."""
+    """Where the starting weights come from: a succeeded job's model, or an uploaded state_dict
+    (exactly one of them)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, json_schema_extra=EXACTLY_ONE_SOURCE
+    )
 
     job_id: str | None = Field(
         default=None, pattern=NAME_PATTERN, description="A succeeded train/finetune job."

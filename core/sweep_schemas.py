@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -25,7 +26,7 @@ from pydantic import (
 )
 
 from core.hyperparameters import MAX_SEED, Hyperparameters
-from core.numbers import Int, int_between
+from core.numbers import Int, whole
 
 # Where a sampled value may be written: training knobs, the net and its options, fine-tuning.
 SPACE_ROOTS = ("hyperparameters.", "model.", "finetune.")
@@ -40,7 +41,7 @@ class Frozen(BaseModel):
 
 
 # Integer range bounds: any integer a double holds exactly (JSON's own limit).
-SafeInt = int_between(-(2**53), 2**53)
+SafeInt = Annotated[int, Field(ge=-(2**53), le=2**53), BeforeValidator(whole)]
 
 
 class Range(Frozen):
@@ -121,7 +122,7 @@ class SweepSettings(Frozen):
     search: Literal["grid", "random"] = Field(
         default="random", description="grid: every combination of choices once; random: sample."
     )
-    trials: int_between(1, MAX_GRID_POINTS) | None = Field(  # type: ignore[valid-type]
+    trials: Annotated[int, Field(ge=1, le=MAX_GRID_POINTS), BeforeValidator(whole)] | None = Field(
         default=None,
         description=f"Trials in all; default: the grid's size, or {DEFAULT_RANDOM_TRIALS}.",
     )
