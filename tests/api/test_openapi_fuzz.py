@@ -30,7 +30,9 @@ from core.settings import Settings
 from tests.conftest import RecordingQueue
 from tests.services import fresh_postgres_database
 
-MAX_EXAMPLES = 10  # per operation and phase: the whole test stays near a minute on 2 cores
+# Per operation and phase: the test takes under a minute on 2 cores. The draws are derandomized,
+# so a run is repeatable; to explore, raise this (150 finds nothing either) or drop derandomize.
+MAX_EXAMPLES = 10
 # Error types of rules no JSON Schema can state: a validator's own rule, and a NUL inside free
 # JSON (a builder option's value, a sweep choice) that no database could store.
 RULES = {"value_error", "string_nul"}
@@ -102,6 +104,11 @@ def checks(service: tuple[FastAPI, str]) -> list[Any]:
 @pytest.mark.slow
 @pytest.mark.services
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_every_operation_answers_within_its_schema(case, checks) -> None:  # type: ignore[no-untyped-def]
     case.call_and_validate(checks=checks)
