@@ -80,9 +80,10 @@ def explained(error: dict[str, Any]) -> dict[str, Any]:
 
 
 async def validation_error_handler(request: Request, error: Exception) -> JSONResponse:
-    """FastAPI's 422, but never a 500 when the offending input is not JSON (NaN, bytes)."""
+    """FastAPI's 422, but never a 500 when the offending input is not JSON (NaN, or a body of
+    bytes that are not UTF-8, sent as text/plain)."""
     assert isinstance(error, RequestValidationError)
-    detail = json_safe(jsonable_encoder([explained(item) for item in error.errors()]))
+    detail = jsonable_encoder(json_safe([explained(item) for item in error.errors()]))
     return JSONResponse(status_code=422, content={"detail": detail})
 
 

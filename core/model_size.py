@@ -18,15 +18,22 @@ from models.complexity import count_parameters
 
 
 def trained_specs(spec: JobCreate) -> list[tuple[str, JobCreate]]:
-    """(what, spec) of each net the job may train."""
+    """(what, spec) of each different net the job may train: its own, and those of k-fold
+    candidates and sweep values that change the model (a learning rate does not)."""
+    specs = [("model", spec)]
     if spec.kind == "kfold":
-        return [(f"candidate {label!r}", each) for label, each in spec.candidate_specs()]
+        specs += [
+            (f"candidate {label!r}", each)
+            for label, each in spec.candidate_specs()
+            if each.model != spec.model
+        ]
     if spec.sweep is not None:
-        return [
+        specs += [
             (f"sweep value {values}", spec.trial_spec(values))
             for values in spec.sweep.checked_values()
+            if all(path.startswith("model.") for path in values)
         ]
-    return [("model", spec)]
+    return specs
 
 
 def parameter_count(spec: JobCreate, info: DatasetInfo) -> int:

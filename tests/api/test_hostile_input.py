@@ -74,6 +74,16 @@ def test_a_non_json_number_is_a_422_naming_the_field(
     assert nothing_stored(any_db_client, queue)
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", None])
+def test_a_body_of_bytes_that_are_not_text_is_a_422(
+    any_db_client: TestClient, queue: RecordingQueue, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    answer = any_db_client.post("/v1/jobs", content=b"\xff\xfe{", headers=headers)
+    assert answer.status_code == 422 and locs(answer) == [["body"]]
+    assert nothing_stored(any_db_client, queue)
+
+
 def test_a_non_json_number_in_an_alias_body_is_a_422(any_db_client: TestClient) -> None:
     answer = any_db_client.post(
         "/v1/models/0123abcd/alias",
@@ -176,15 +186,29 @@ def test_an_integer_is_what_json_schema_counts_as_one(any_db_client: TestClient)
     assert params["hyperparameters"]["epochs"] == 1 and params["dataset"]["split_seed"] == 3
 
 
+# Every width within its bound, but 16 layers of 16,384 units are 4 billion weights.
+HUGE = [16_384] * 16
+OVER_BUDGET: dict[str, dict[str, Any]] = {
+    "model": {**BODY, "model": {"arch": "mlp", "config": {"hidden_sizes": HUGE}}},
+    "k-fold candidate": {
+        **BODY,
+        "kind": "kfold",
+        "kfold": {"candidates": [{"label": "a"}, {"label": "b", "config": {"hidden_sizes": HUGE}}]},
+    },
+    "sweep choice": {
+        **BODY,
+        "kind": "sweep",
+        "sweep": {"space": {"hidden_sizes": [[16], HUGE]}},
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVER_BUDGET))
 def test_a_net_over_the_parameter_budget_is_refused(
-    any_db_client: TestClient, queue: RecordingQueue
+    any_db_client: TestClient, queue: RecordingQueue, case: str
 ) -> None:
-    """Every width within its bound, but 16 layers of 16,384 units are 4 billion weights."""
-    config = {"hidden_sizes": [16_384] * 16}
-    answer = any_db_client.post(
-        "/v1/jobs", json={**BODY, "model": {"arch": "mlp", "config": config}}
-    )
-    assert answer.status_code == 422
+    answer = any_db_client.post("/v1/jobs", json=OVER_BUDGET[case])
+    assert answer.status_code == 422, answer.text
     assert "D2L_MAX_MODEL_PARAMETERS" in answer.json()["detail"]
     assert nothing_stored(any_db_client, queue)
 
