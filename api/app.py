@@ -14,8 +14,9 @@ from fastapi import Depends, FastAPI
 from api.auth import TokenCheck, caller
 from api.body_limit import BodyLimit
 from api.cpu_pool import CpuPool
-from api.errors import documented_errors, install_error_handlers, json_error_schemas
+from api.errors import documented_errors, install_error_handlers
 from api.fast_predict import PredictFastPath
+from api.openapi import install_openapi
 from api.routes import (
     architectures,
     checkpoints,
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_samples=settings.predict_max_samples,
     )
     install_error_handlers(app)
-    json_error_schemas(app)
+    install_openapi(app)
     app.add_middleware(PredictFastPath)  # innermost: below the body limit and the metrics
     app.add_middleware(
         BodyLimit,

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from api.deps import SessionRoute
+from api.json_body import StrictJsonRoute
 from core.predict_jobs import SUBMISSION_TAGS
 
 
@@ -21,8 +21,9 @@ def untagged(error: dict[str, Any]) -> dict[str, Any]:
     return error
 
 
-class SubmissionRoute(SessionRoute):
-    """A route whose request validation errors drop the union tag from their locations."""
+class SubmissionRoute(StrictJsonRoute):
+    """A strict-JSON route whose request validation errors drop the union tag from their
+    locations."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

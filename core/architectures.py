@@ -6,30 +6,15 @@ Nets are built on the meta device here, so inspecting VGG-11 at 224x224 allocate
 from __future__ import annotations
 
 import json
-import typing
 from typing import Any
 
 import torch
-from pydantic import ConfigDict, create_model
 
 import models
 from core.datasets import UnknownDatasetError, get_dataset
 from core.errors import InvalidInputError
+from core.model_options import check_options, option_schema
 from models.complexity import count_parameters, forward_flops, layer_table, weight_bytes
-
-
-def option_schema(name: str) -> dict[str, Any]:
-    """JSON Schema of an architecture's options, from its builder's type hints and defaults."""
-    arch = models.get_architecture(name)
-    hints = typing.get_type_hints(arch.builder)
-    fields: dict[str, Any] = {
-        option: (hints.get(option, Any), default) for option, default in arch.options.items()
-    }
-    config_model = create_model(  # type: ignore[call-overload]
-        f"{name}_config", __config__=ConfigDict(extra="forbid"), **fields
-    )
-    schema: dict[str, Any] = config_model.model_json_schema()
-    return schema
 
 
 def summary(name: str) -> dict[str, Any]:
@@ -79,6 +64,7 @@ def inspect_architecture(
     size = input_size or arch.default_input_size
     with torch.device("meta"):
         try:
+            check_options(name, options)
             net = models.get_model(
                 name,
                 in_channels=info.in_channels,

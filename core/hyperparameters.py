@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.numbers import Int
 from models.init import INIT_SCHEMES
 
 # The schemes models/init.py implements, as a Literal so OpenAPI lists them.
@@ -14,8 +15,13 @@ Optimizer = Literal["sgd", "adam", "adamw"]
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
+# Seeds: within every RNG the service seeds (numpy's legacy seeds are 32-bit), with room to add
+# a rank or a trial number.
+MAX_SEED = 2**31 - 1
+
+
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class LRSchedule(Frozen):
@@ -25,7 +31,7 @@ class LRSchedule(Frozen):
     warmup_epochs: float = Field(
         default=0.0, ge=0.0, le=100.0, description="Linear warm-up from ~0 to lr (not onecycle)."
     )
-    step_size: int = Field(default=10, ge=1, description="step: epochs between decays.")
+    step_size: Int = Field(default=10, ge=1, le=10_000, description="step: epochs between decays.")
     gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="step: decay factor.")
     min_lr_ratio: float = Field(default=0.0, ge=0.0, le=1.0, description="cosine: floor / lr.")
     pct_start: float = Field(default=0.3, gt=0.0, lt=1.0, description="onecycle: rising part.")
@@ -35,14 +41,14 @@ class EarlyStopping(Frozen):
     """Stop when the validation metric has not improved for `patience` epochs."""
 
     metric: Literal["val_loss", "val_acc"] = "val_loss"
-    patience: int = Field(default=5, ge=1, le=1000)
-    min_delta: float = Field(default=0.0, ge=0.0)
+    patience: Int = Field(default=5, ge=1, le=1000)
+    min_delta: float = Field(default=0.0, ge=0.0, le=1e6)
 
 
 class Augmentation(Frozen):
     """Random image augmentation of each training example (ch. 14.1), torchvision transforms v2."""
 
-    random_crop_padding: int = Field(
+    random_crop_padding: Int = Field(
         default=0, ge=0, le=64, description="Pad by this many pixels, then crop back at random."
     )
     horizontal_flip: bool = False
@@ -70,8 +76,8 @@ class Hyperparameters(Frozen):
     of batch 16 reach 96-97% test accuracy for every seed we tried."""
 
     # Up to 10,000: the course's overfitting polynomial (ch. 3.6) alone trains 1,500 epochs.
-    epochs: int = Field(default=30, ge=1, le=10_000)
-    batch_size: int = Field(default=16, ge=1, le=8192)
+    epochs: Int = Field(default=30, ge=1, le=10_000)
+    batch_size: Int = Field(default=16, ge=1, le=8192)
     lr: float = Field(default=0.9, gt=0.0, le=1e6)
     optimizer: Optimizer = "sgd"
     momentum: float = Field(
@@ -85,7 +91,7 @@ class Hyperparameters(Frozen):
     )
     label_smoothing: float = Field(default=0.0, ge=0.0, le=0.5)
     grad_clip_norm: float | None = Field(
-        default=None, gt=0.0, description="Clip the global gradient norm to this (ch. 9.5)."
+        default=None, gt=0.0, le=1e6, description="Clip the global gradient norm to this (ch. 9.5)."
     )
     lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
     augmentation: Augmentation = Field(default_factory=Augmentation)
@@ -108,10 +114,10 @@ class Hyperparameters(Frozen):
     layer_diagnostics: bool = Field(
         default=True, description="Record per-layer gradient and weight norms every epoch."
     )
-    seed: int = Field(
-        default=0, ge=0, description="Seeds init and data order: same seed, same run."
+    seed: Int = Field(
+        default=0, ge=0, le=MAX_SEED, description="Seeds init and data order: same seed, same run."
     )
-    keep_checkpoints: int = Field(default=3, ge=1, le=1000, description="Newest checkpoints kept.")
+    keep_checkpoints: Int = Field(default=3, ge=1, le=1000, description="Newest checkpoints kept.")
 
     @model_validator(mode="after")
     def _momentum_is_for_sgd(self) -> Hyperparameters:

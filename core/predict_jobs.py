@@ -11,16 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 from sqlalchemy.orm import Session
 
 from core.dataset_queries import check_visible_upload
 from core.datasets import check_available, get_dataset
 from core.errors import InvalidInputError, NotFoundError
 from core.model_registry import resolve_model
-from core.schemas import DatasetSpec, Frozen, JobCreate
+from core.names import MODEL_REF_PATTERN, NAME_PATTERN
+from core.numbers import Int
+from core.predict_schemas import TopK
+from core.schemas import MAX_TIME_LIMIT_S, DatasetSpec, Frozen, JobCreate
 
-PREDICT_DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
+PREDICT_DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]{1,2})?)$"
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 SplitName = Literal["train", "val", "test", "all"]
 
@@ -58,20 +61,20 @@ class PredictJobCreate(Frozen):
 
     schema_version: Literal[1] = 1
     kind: Literal["predict"]
-    experiment: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    experiment: str = Field(default="default", pattern=NAME_PATTERN)
     model: str = Field(
-        min_length=1,
-        max_length=200,
+        pattern=MODEL_REF_PATTERN,
         description="A model id, or an alias: name:VERSION, name:latest, name:production.",
     )
     model_id: str | None = Field(
         default=None,
+        pattern=NAME_PATTERN,
         description="Set by the service: the model `model` named at submission (a value given "
         "is replaced).",
     )
     dataset: PredictDatasetSpec
-    top_k: int | None = Field(default=None, ge=1, description="Only the k most likely classes.")
-    batch_size: int = Field(default=256, ge=1, le=8192, description="Samples per forward pass.")
+    top_k: TopK | None = Field(default=None, description="Only the k most likely classes.")
+    batch_size: Int = Field(default=256, ge=1, le=8192, description="Samples per forward pass.")
     format: Literal["jsonl", "csv"] = Field(
         default="jsonl", description="jsonl: one JSON object a sample; csv: one row a sample."
     )
@@ -82,15 +85,12 @@ class PredictJobCreate(Frozen):
     )
     priority: Literal["high", "normal", "low"] = "normal"
     time_limit_s: float | None = Field(
-        default=None, gt=0, description="Stop after this many seconds; the job then fails."
+        default=None,
+        ge=1.0,
+        le=MAX_TIME_LIMIT_S,
+        description="Stop after this many seconds; the job then fails. At most the service's "
+        "D2L_JOB_TIME_LIMIT_S.",
     )
-
-    @field_validator("model")
-    @classmethod
-    def _no_blank(cls, model: str) -> str:
-        if not model.strip():
-            raise ValueError("give a model id or alias")
-        return model
 
     @property
     def planned_epochs(self) -> int:

@@ -3,11 +3,15 @@ by the API's hot path and the worker's offline predictions (both answer through 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from core.numbers import whole
 from core.schemas import Frozen
+
+MAX_CLASSES = 100_000  # as many as an uploaded state_dict may have (POST /v1/checkpoints)
+TopK = Annotated[int, Field(ge=1, le=MAX_CLASSES), BeforeValidator(whole)]
 
 
 class PredictRequest(Frozen):
@@ -16,6 +20,7 @@ class PredictRequest(Frozen):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"inputs": [[0, 0, 5, 13, 9, 1, 0, 0]] * 8}]},
     )
 
@@ -24,7 +29,7 @@ class PredictRequest(Frozen):
         description="One sample, or a list of samples: at most D2L_PREDICT_MAX_SAMPLES (default "
         "4096) per request (413 beyond).",
     )
-    top_k: int | None = Field(default=None, ge=1, description="Only the k most likely classes.")
+    top_k: TopK | None = Field(default=None, description="Only the k most likely classes.")
 
 
 class Prediction(BaseModel):

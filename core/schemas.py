@@ -8,40 +8,67 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 import models
 from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
-from core.hyperparameters import Hyperparameters
-from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe
+from core.datasets.registry import UPLOAD_ID_PATTERN
+from core.hyperparameters import MAX_SEED, Hyperparameters
+from core.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
+from core.names import NAME_PATTERN
+from core.numbers import Int, whole
+from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe, list_recipes
 from core.sweep_schemas import SweepSettings, trial_body
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-DEVICE_PATTERN = re.compile(r"^(auto|all|cpu|cuda(:\d+)?)$")
+DEVICE_PATTERN = re.compile(r"^(auto|all|cpu|cuda(:[0-9]{1,2})?)$")
+MAX_TIME_LIMIT_S = 366 * 86_400.0  # a sanity bound; the service's own is D2L_JOB_TIME_LIMIT_S
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """A request body: immutable, no unknown fields, and strict types (`false` is not 0, nor
+    `"5"` 5), as its JSON Schema says."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+def _one_variant_per_arch(schema: dict[str, Any]) -> None:
+    schema.pop("properties", None)
+    schema.pop("required", None)
+    schema.pop("additionalProperties", None)
+    schema.pop("type", None)
+    schema["oneOf"] = model_spec_variants()
 
 
 class ModelSpec(Frozen):
-    """Which network to build: a registered architecture and its options."""
+    """Which network to build: a registered architecture and its options (each architecture's
+    own options and input sizes, as GET /v1/architectures lists them)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, json_schema_extra=_one_variant_per_arch
+    )
 
     arch: str = Field(description="A registered architecture (GET /v1/architectures).")
     config: dict[str, Any] = Field(default_factory=dict, description="The builder's options.")
-    input_size: int | None = Field(
-        default=None, ge=1, le=1024, description="Side the inputs are resized to; default: arch's."
+    input_size: Annotated[int, Field(ge=1, le=MAX_INPUT_SIZE), BeforeValidator(whole)] | None = (
+        Field(
+            default=None,
+            description="Side the inputs are resized to; default: arch's.",
+        )
     )
 
     @field_validator("arch")
@@ -50,6 +77,13 @@ class ModelSpec(Frozen):
         if arch not in models.list_models():
             raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(models.list_models())}")
         return arch
+
+    @field_validator("config")
+    @classmethod
+    def _typed_and_bounded(cls, config: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "arch" not in info.data:  # the arch's own error says what to fix
+            return config
+        return check_options(info.data["arch"], config)
 
     @property
     def resolved_input_size(self) -> int:
@@ -65,7 +99,10 @@ class DatasetSpec(Frozen):
     """Which data, and how to split it (deterministic for a given seed)."""
 
     name: str = Field(
-        description="A built-in dataset or the id of an uploaded one (GET /v1/datasets)."
+        description="A built-in dataset or the id of an uploaded one (GET /v1/datasets).",
+        json_schema_extra={
+            "anyOf": [{"enum": list_datasets()}, {"pattern": UPLOAD_ID_PATTERN.pattern}]
+        },
     )
     val_fraction: float = Field(default=0.1, ge=0.0, le=0.5)
     test_fraction: float = Field(
@@ -74,7 +111,7 @@ class DatasetSpec(Frozen):
         le=0.5,
         description="Unused where the dataset has its own test split (MNIST, CIFAR-10).",
     )
-    split_seed: int = Field(default=0, ge=0)
+    split_seed: Int = Field(default=0, ge=0, le=MAX_SEED)
 
     @field_validator("name")
     @classmethod
@@ -89,21 +126,30 @@ class DatasetSpec(Frozen):
         return name
 
 
+OptionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+# A mapping whose keys all match its `patternProperties` (JSON Schema would allow any other).
+ONLY_NAMED: dict[str, Any] = {"additionalProperties": False}
+
+
 class Candidate(Frozen):
     """One configuration to compare in a k-fold job: overrides of the job's model config and
     hyperparameters (e.g. a weight decay, or hidden sizes for model capacity)."""
 
     label: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.=+-]+$")
-    config: dict[str, Any] = Field(default_factory=dict, description="Merged into model.config.")
-    hyperparameters: dict[str, Any] = Field(
-        default_factory=dict, description="Merged into the job's hyperparameters."
+    config: dict[OptionName, Any] = Field(
+        default_factory=dict, description="Merged into model.config.", json_schema_extra=ONLY_NAMED
+    )
+    hyperparameters: dict[OptionName, Any] = Field(
+        default_factory=dict,
+        description="Merged into the job's hyperparameters.",
+        json_schema_extra=ONLY_NAMED,
     )
 
 
 class KFold(Frozen):
     """k-fold cross-validation on the train split (ch. 3.6 Generalization, model selection)."""
 
-    k: int = Field(default=5, ge=2, le=20)
+    k: Int = Field(default=5, ge=2, le=20)
     candidates: list[Candidate] = Field(default_factory=list, max_length=20)
     select_by: Literal["val_acc", "val_loss"] = "val_acc"
 
@@ -116,11 +162,34 @@ class KFold(Frozen):
         return candidates
 
 
-class FineTuneSource(Frozen):
-    """Where the starting weights come from: a succeeded job's model, or an uploaded state_dict."""
+EXACTLY_ONE_SOURCE = {
+    "oneOf": [
+        {
+            "required": ["job_id"],
+            "properties": {"job_id": {"type": "string"}, "checkpoint_id": {"type": "null"}},
+        },
+        {
+            "required": ["checkpoint_id"],
+            "properties": {"checkpoint_id": {"type": "string"}, "job_id": {"type": "null"}},
+        },
+    ]
+}
 
-    job_id: str | None = Field(default=None, description="A succeeded train/finetune job.")
-    checkpoint_id: str | None = Field(default=None, description="From POST /v1/checkpoints.")
+
+class FineTuneSource(Frozen):
+    """Where the starting weights come from: a succeeded job's model, or an uploaded state_dict
+    (exactly one of them)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, json_schema_extra=EXACTLY_ONE_SOURCE
+    )
+
+    job_id: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="A succeeded train/finetune job."
+    )
+    checkpoint_id: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="From POST /v1/checkpoints."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> FineTuneSource:
@@ -129,11 +198,17 @@ class FineTuneSource(Frozen):
         return self
 
 
+FreezePrefixes = Annotated[
+    list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.]{1,200}$")]],
+    Field(max_length=1000),
+]
+
+
 class FineTune(Frozen):
     """Fine-tuning (ch. 14.2): start from trained weights, new head, frozen or slower backbone."""
 
     source: FineTuneSource
-    freeze: list[str] | Literal["features", "all_but_head"] | None = Field(
+    freeze: FreezePrefixes | Literal["features", "all_but_head"] | None = Field(
         default=None,
         description="Parameter-name prefixes to freeze, 'features' (every conv/norm layer) "
         "or 'all_but_head'.",
@@ -163,34 +238,28 @@ class JobCreate(Frozen):
     )
 
     schema_version: Literal[1] = 1
-    recipe: str | None = Field(
+    recipe: Annotated[str, Field(json_schema_extra={"enum": list_recipes()})] | None = Field(
         default=None,
         description="A course experiment (GET /v1/recipes) whose job this is; every other "
         "field given overrides the recipe's.",
     )
-    recipe_variant: str | None = Field(
+    recipe_variant: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(
         default=None,
         description="The recipe's variant, e.g. 'digits' where the book's data is absent.",
     )
     kind: Literal["train", "kfold", "finetune", "sweep"] = "train"
-    experiment: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    experiment: str = Field(default="default", pattern=NAME_PATTERN)
     model: ModelSpec
     dataset: DatasetSpec
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     device: str = Field(
         default="auto",
+        pattern=DEVICE_PATTERN.pattern,
         description=(
             "auto (the worker's first GPU, else CPU), all (every GPU of the worker, "
             "DistributedDataParallel; CPU when it has none), cpu, cuda or cuda:N."
         ),
     )
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, device: str) -> str:
-        if not DEVICE_PATTERN.match(device):
-            raise ValueError(f"device must be one of auto, all, cpu, cuda, cuda:N; got {device!r}")
-        return device
 
     kfold: KFold | None = Field(default=None, description="Only for kind 'kfold'.")
     finetune: FineTune | None = Field(default=None, description="Only for kind 'finetune'.")
@@ -206,7 +275,8 @@ class JobCreate(Frozen):
     )
     time_limit_s: float | None = Field(
         default=None,
-        gt=0,
+        ge=1.0,
+        le=MAX_TIME_LIMIT_S,
         description="Stop training after this many seconds (per attempt), keeping the "
         "checkpoints; the job then fails saying so. Default and upper bound: the service's "
         "D2L_JOB_TIME_LIMIT_S.",

@@ -212,6 +212,12 @@ class Settings(BaseSettings):
         description="Most values a sweep's space may list in all (a range counts 2), each "
         "checked as a job at submission; 422 beyond.",
     )
+    max_model_parameters: int = Field(
+        default=250_000_000,
+        ge=1,
+        description="Most parameters a submitted job's net may have (each k-fold candidate and "
+        "sweep value too): 250 M is 1 GB of fp32 weights, twice the course's VGG-11.",
+    )
 
     @field_validator("data_dir", "artifact_dir")
     @classmethod

@@ -12,12 +12,23 @@ import copy
 import itertools
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from core.errors import InvalidInputError
-from core.hyperparameters import Hyperparameters
+from core.hyperparameters import MAX_SEED, Hyperparameters
+from core.numbers import Int, whole
 
 # Where a sampled value may be written: training knobs, the net and its options, fine-tuning.
 SPACE_ROOTS = ("hyperparameters.", "model.", "finetune.")
@@ -28,15 +39,19 @@ MAX_CHOICES = 50  # per field: each is checked as a job at submission
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+# Integer range bounds: any integer a double holds exactly (JSON's own limit).
+SafeInt = Annotated[int, Field(ge=-(2**53), le=2**53), BeforeValidator(whole)]
 
 
 class Range(Frozen):
     """A continuous (float) or integer range; integer when both bounds are JSON integers,
     unless `type` says (write 0.0 to make a range starting at 0 a float one)."""
 
-    low: float | int
-    high: float | int
+    low: float | SafeInt
+    high: float | SafeInt
     log: bool = Field(default=False, description="Sample on a log scale (low must be > 0).")
     type: Literal["float", "int"] | None = Field(
         default=None, description="Default: int when both bounds are integers, else float."
@@ -66,6 +81,12 @@ class Range(Frozen):
 
 
 Choices = list[Any]
+SpacePath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.]{1,200}$")]
+# A list is choices, anything else a range: an error then names the one it was meant to be.
+SpaceEntry = Annotated[
+    Annotated[Choices, Tag("choices")] | Annotated[Range, Tag("range")],
+    Discriminator(lambda spec: "choices" if isinstance(spec, list) else "range"),
+]
 
 
 class SweepSettings(Frozen):
@@ -92,7 +113,8 @@ class SweepSettings(Frozen):
         },
     )
 
-    space: dict[str, Choices | Range] = Field(
+    space: dict[SpacePath, SpaceEntry] = Field(
+        json_schema_extra={"additionalProperties": False},
         min_length=1,
         max_length=20,
         description="Dotted job field -> a list of choices or a {low, high, log} range. A bare "
@@ -102,13 +124,11 @@ class SweepSettings(Frozen):
     search: Literal["grid", "random"] = Field(
         default="random", description="grid: every combination of choices once; random: sample."
     )
-    trials: int | None = Field(
+    trials: Annotated[int, Field(ge=1, le=MAX_GRID_POINTS), BeforeValidator(whole)] | None = Field(
         default=None,
-        ge=1,
-        le=MAX_GRID_POINTS,
         description=f"Trials in all; default: the grid's size, or {DEFAULT_RANDOM_TRIALS}.",
     )
-    max_concurrent: int = Field(default=2, ge=1, le=100, description="Trials queued or running.")
+    max_concurrent: Int = Field(default=2, ge=1, le=100, description="Trials queued or running.")
     metric: Literal["val_acc", "val_loss"] = Field(
         default="val_acc", description="Each trial's score: its last epoch's value."
     )
@@ -120,16 +140,18 @@ class SweepSettings(Frozen):
         description="Stop bad trials early: median (below the median of finished trials at the "
         "same epoch) or asha (successive halving).",
     )
-    prune_min_epochs: int = Field(
+    prune_min_epochs: Int = Field(
         default=1, ge=1, le=10_000, description="No trial is pruned before this epoch."
     )
-    prune_startup_trials: int = Field(
+    prune_startup_trials: Int = Field(
         default=2, ge=0, le=1000, description="median: finished trials needed before pruning."
     )
-    reduction_factor: int = Field(
+    reduction_factor: Int = Field(
         default=3, ge=2, le=10, description="asha: 1 in this many trials goes on at each rung."
     )
-    seed: int = Field(default=0, ge=0, description="Seeds the order of the grid and the samples.")
+    seed: Int = Field(
+        default=0, ge=0, le=MAX_SEED, description="Seeds the order of the grid and the samples."
+    )
 
     @field_validator("space", mode="before")
     @classmethod

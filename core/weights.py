@@ -24,6 +24,8 @@ from torch import nn
 
 import models
 from core.errors import InvalidInputError, TooLargeError
+from core.model_options import check_options
+from core.names import check_label
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors")
 SAFETENSORS_HEADER_MAX = 100_000_000  # the safetensors library's own bound on its JSON header
@@ -71,6 +73,7 @@ def check_expanded_size(filename: str, data: bytes, *, max_bytes: int) -> None:
 def read_state_dict(filename: str, data: bytes, *, max_bytes: int) -> dict[str, torch.Tensor]:
     """The tensors of an uploaded file, or a 422 that says why it is not a state_dict (413 when
     they would take more than `max_bytes`, checked before loading)."""
+    check_label(filename, what="the file name")
     if not filename.endswith(WEIGHT_SUFFIXES):
         raise InvalidInputError(f"{filename}: expected a {', '.join(WEIGHT_SUFFIXES)} file")
     check_expanded_size(filename, data, max_bytes=max_bytes)
@@ -104,9 +107,11 @@ def describe_net(
     input_size: int,
     max_bytes: int,
 ) -> nn.Module:
-    """The declared net on the meta device (shapes, no memory); 422 for options it refuses,
-    413 when its weights would take more than `max_bytes`."""
+    """The declared net on the meta device (shapes, no memory); 422 for options it refuses
+    (unknown, or out of their bounds) and when its weights would take more than `max_bytes`
+    (a rule about the sizes asked for, like a job's parameter budget: no body is too large)."""
     try:
+        check_options(arch, config)
         with torch.device("meta"):
             net = models.get_model(
                 arch,
@@ -115,11 +120,11 @@ def describe_net(
                 input_size=input_size,
                 **config,
             )
-    except (models.UnknownModelError, models.InvalidModelConfigError) as error:
+    except ValueError as error:  # unknown arch, options it does not take or out of bounds
         raise InvalidInputError(str(error)) from None
     size = models.weight_bytes(net)
     if size > max_bytes:
-        raise TooLargeError(
+        raise InvalidInputError(
             f"{arch} with {in_channels} channel(s), {num_classes} classes, input_size "
             f"{input_size} and config {config} has {models.count_parameters(net)} parameters "
             f"({size} bytes of weights); uploaded weights may take at most {max_bytes} bytes "

@@ -7,7 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 import models
+from api.errors import rules
+from api.params import ArchName
 from core.architectures import inspect_architecture, parse_options, summary
+from core.datasets import list_datasets
 from core.errors import NotFoundError
 
 router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
@@ -24,11 +27,18 @@ def list_architectures() -> list[dict[str, Any]]:
     summary="A concrete net for a dataset: layer table, parameters, weight bytes, FLOPs",
     description="Other query parameters are the architecture's options, e.g. "
     "`?dataset=digits&activation=relu` or `conv_arch=[[1,16],[1,32]]` (JSON values).",
+    responses=rules(
+        "input_size within the architecture's min_input_size and max_input_size "
+        "(GET /v1/architectures)",
+        "other parameters are options the architecture takes, within their bounds",
+    ),
 )
 def get_architecture(
-    name: str,
+    name: ArchName,
     request: Request,
-    dataset: str = "digits",
+    dataset: Annotated[
+        str, Query(json_schema_extra={"enum": list_datasets()}, description="A built-in dataset.")
+    ] = "digits",
     input_size: Annotated[int | None, Query(ge=1, le=1024)] = None,
 ) -> dict[str, Any]:
     try:

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 import models
 from api.auth import OwnerDep
 from api.deps import ServingDep, SessionDep, SessionRoute, SettingsDep
+from api.errors import rules
+from api.params import WeightsId
 from core import queries, weights_queries
 from core.artifacts import BaseArtifactStore
 from core.errors import ConflictError, InvalidInputError
@@ -49,6 +51,13 @@ def parse_config(config: str) -> dict[str, Any]:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Upload a state_dict (.pt or .safetensors) for fine-tuning",
+    responses=rules(
+        "the file is not a .pt (weights_only) or .safetensors state_dict",
+        "config is not a JSON object of the arch's options within their bounds "
+        "(GET /v1/architectures)",
+        "the state_dict does not load strictly into arch built with these sizes",
+        "arch built with these sizes has more bytes of weights than D2L_WEIGHTS_MAX_BYTES",
+    ),
 )
 def upload_checkpoint(
     request: Request,
@@ -56,7 +65,13 @@ def upload_checkpoint(
     settings: SettingsDep,
     owner: OwnerDep,
     file: Annotated[UploadFile, File(description="torch.save(net.state_dict()) or safetensors")],
-    arch: Annotated[str, Form(description="The architecture the weights belong to.")],
+    arch: Annotated[
+        str,
+        Form(
+            description="The architecture the weights belong to.",
+            json_schema_extra={"enum": models.list_models()},
+        ),
+    ],
     config: Annotated[
         str, Form(max_length=10_000, description="The builder's options as JSON.")
     ] = "{}",
@@ -65,7 +80,7 @@ def upload_checkpoint(
     input_size: Annotated[int | None, Form(ge=1, le=1024)] = None,
 ) -> UploadedWeightsOut:
     """Stored only after it loads with strict=True into `arch` built with these sizes. The net
-    and the file may each take at most D2L_WEIGHTS_MAX_BYTES (413 beyond), both measured
+    and the file may each take at most D2L_WEIGHTS_MAX_BYTES (422 and 413 beyond), both measured
     before anything is loaded; what an owner stores is bounded by D2L_STORAGE_QUOTA_BYTES
     (413 beyond)."""
     quota = storage_quota(session, owner=owner, settings=settings)
@@ -108,7 +123,7 @@ def upload_checkpoint(
 
 
 @router.get("/{weights_id}", summary="An uploaded state_dict's description")
-def get_checkpoint(weights_id: str, session: SessionDep) -> UploadedWeightsOut:
+def get_checkpoint(weights_id: WeightsId, session: SessionDep) -> UploadedWeightsOut:
     row = queries.get_uploaded_weights(session, weights_id=weights_id)
     return UploadedWeightsOut.model_validate(row, from_attributes=True)
 
@@ -118,7 +133,7 @@ def get_checkpoint(weights_id: str, session: SessionDep) -> UploadedWeightsOut:
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an uploaded state_dict (409 while a queued or running job starts from it)",
 )
-def delete_checkpoint(weights_id: str, session: SessionDep, serving: ServingDep) -> Response:
+def delete_checkpoint(weights_id: WeightsId, session: SessionDep, serving: ServingDep) -> Response:
     """Frees its bytes from the owner's storage quota. Models fine-tuned from it keep their
     own checkpoints."""
     row = queries.get_uploaded_weights(session, weights_id=weights_id)

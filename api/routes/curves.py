@@ -15,9 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
 from api.deps import CpuDep, DatabaseWorkDep, ServingDep, SettingsDep
+from api.errors import rules
+from api.params import ExperimentName, JobId, MetricItem, ModelRef
 from api.serving import Serving
 from core import queries
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, NotFoundError
 from core.metric_queries import MetricPoint, read_metrics
 from core.plots import Curve, curves_png, heatmap_png
 from core.schemas import job_arch
@@ -76,7 +78,7 @@ def job_and_metrics(session: Session, *, job_id: str) -> tuple[Job, list[MetricP
 
 
 @router.get("/v1/jobs/{job_id}/curves.png", summary="A job's learning curves", responses=PNG)
-async def job_curves(job_id: str, database: DatabaseWorkDep, cpu: CpuDep) -> Response:
+async def job_curves(job_id: JobId, database: DatabaseWorkDep, cpu: CpuDep) -> Response:
     job, points = await database(partial(job_and_metrics, job_id=job_id))
     png = await cpu.run(job_chart, job, points)
     return Response(content=png, media_type="image/png")
@@ -89,7 +91,7 @@ def experiment_runs(
     per run, however many metrics are asked for."""
     jobs, total = queries.list_jobs(session, experiment=name, status=None, limit=MAX_RUNS, offset=0)
     if not total:
-        raise InvalidInputError(f"experiment {name!r} has no jobs")
+        raise NotFoundError(f"experiment {name!r} has no jobs")
     return [
         (
             f"{job.id[:8]} {job.params.get('recipe') or job_arch(job.params)}",
@@ -109,7 +111,7 @@ def runs_chart(
             if line:
                 curves[run if len(metrics) == 1 else f"{run} {metric}"] = line
     if not curves:
-        raise InvalidInputError(f"no run of {name!r} recorded {', '.join(metrics)}")
+        raise NotFoundError(f"no run of {name!r} recorded {', '.join(metrics)}")
     ylabel = ", ".join(metrics)
     return curves_png(curves, title=f"{name}: {ylabel}", ylabel=ylabel, yscale=yscale)
 
@@ -120,14 +122,14 @@ def runs_chart(
     description="Repeat `metric` to overlay several (e.g. `metric=train_loss&metric=test_loss`, "
     "the course's under/overfitting chart of the polynomial recipes, with `yscale=log`); at "
     "most D2L_QUERY_MAX_VALUES.",
-    responses=PNG,
+    responses={**PNG, **rules("at most D2L_QUERY_MAX_VALUES distinct metrics")},
 )
 async def experiment_curves(
-    name: str,
+    name: ExperimentName,
     database: DatabaseWorkDep,
     cpu: CpuDep,
     settings: SettingsDep,
-    metric: Annotated[list[str], Query()] = ["val_acc"],  # noqa: B006 (FastAPI copies it)
+    metric: Annotated[list[MetricItem], Query()] = ["val_acc"],  # noqa: B006 (FastAPI copies it)
     yscale: Literal["linear", "log"] = "linear",
 ) -> Response:
     metrics = list(dict.fromkeys(metric))  # each once, in the order asked
@@ -164,7 +166,7 @@ def attention_matrix(serving: Serving, model_id: str, owner: str | None) -> list
     responses=PNG,
 )
 async def attention_heatmap(
-    model_id: str, serving: ServingDep, owner: OwnerDep, cpu: CpuDep
+    model_id: ModelRef, serving: ServingDep, owner: OwnerDep, cpu: CpuDep
 ) -> Response:
     matrix = await run_in_threadpool(attention_matrix, serving, model_id, owner)
     png = await cpu.run(

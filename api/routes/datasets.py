@@ -8,18 +8,23 @@ from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from api.auth import OwnerDep
 from api.deps import SessionDep, SessionRoute, SettingsDep
+from api.errors import rules
+from api.params import DatasetId
 from core import dataset_queries
 from core.dataset_schemas import DatasetOut
 from core.datasets import clear_raw_cache, get_dataset, list_datasets, missing_files
 from core.datasets.stored import META_FILE, read_meta, upload_dir
 from core.datasets.uploads import UploadLimits, receive_upload, remove_upload
 from core.errors import ConflictError, InvalidInputError
+from core.names import LABEL_PATTERN
 from core.settings import Settings
 from core.storage_quota import storage_quota
 from core.tables import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionRoute)
 MAX_RAW_SIDE = 1024
+SIDE = r"(?:[1-9][0-9]{0,2}|10[01][0-9]|102[0-4])"  # 1-1024
+SIZE_PATTERN = rf"^{SIDE}(?:[xX]{SIDE})?$"
 
 
 def builtin_out(name: str, settings: Settings) -> DatasetOut:
@@ -101,7 +106,15 @@ def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Upload an ImageFolder archive (.zip, .tar.gz), an .npz of x and y, or a CSV table",
-    responses={413: {"description": "Over a size limit"}, 422: {"description": "Refused"}},
+    responses={
+        413: {"description": "Over a size limit"},
+        **rules(
+            "the file is not a readable archive, .npz or CSV of that kind (`detail` names the "
+            "file or member)",
+            "fewer than 2 classes, or a class without examples",
+            "target and task are for CSV uploads, size for images",
+        ),
+    },
 )
 def upload(
     session: SessionDep,
@@ -111,16 +124,22 @@ def upload(
         UploadFile,
         File(description="ImageFolder .zip/.tar.gz, .npz (x, y), or .csv (header + numbers)"),
     ],
-    name: Annotated[str | None, Form(max_length=255)] = None,
+    name: Annotated[str | None, Form(max_length=255, pattern=LABEL_PATTERN)] = None,
     size: Annotated[
         str | None,
         Form(
-            description="Raw size images are decoded to: N or HxW (default: the most common size)"
+            pattern=SIZE_PATTERN,
+            description="Raw size images are decoded to: N or HxW, sides 1-1024 (default: the "
+            "most common size)",
         ),
     ] = None,
     target: Annotated[
         str | None,
-        Form(max_length=255, description="CSV only: the target column (default: the last)"),
+        Form(
+            max_length=255,
+            pattern=LABEL_PATTERN,
+            description="CSV only: the target column (default: the last)",
+        ),
     ] = None,
     task: Annotated[
         Literal["auto", "classification", "regression"],
@@ -157,7 +176,7 @@ def upload(
 
 
 @router.get("/{dataset_id}", summary="One dataset: built-in name or upload id")
-def get_one(dataset_id: str, session: SessionDep, settings: SettingsDep) -> DatasetOut:
+def get_one(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -> DatasetOut:
     if dataset_id in list_datasets():
         return builtin_out(dataset_id, settings)
     return upload_out(dataset_queries.get_dataset_row(session, dataset_id=dataset_id), settings)
@@ -168,7 +187,7 @@ def get_one(dataset_id: str, session: SessionDep, settings: SettingsDep) -> Data
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an uploaded dataset (409 while a queued or running job uses it)",
 )
-def delete(dataset_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+def delete(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -> Response:
     if dataset_id in list_datasets():
         raise ConflictError(f"{dataset_id!r} is built in; only uploaded datasets can be deleted")
     row = dataset_queries.get_dataset_row(session, dataset_id=dataset_id)

@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
+from api.params import JobId
 from core import queries
 from core.db import Database
-from core.errors import InvalidInputError, ServiceError
+from core.errors import ServiceError
 from core.metric_queries import MetricPoint, metrics_after
 from core.ownership import scope_to_owner
 from core.queries import LAYER_SPLIT
@@ -40,6 +41,8 @@ from core.tables import Job, utcnow
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 POLL_S = 0.5  # how often each reader looks for new rows
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+# A metric row's id, as the stream sends it: digits, and within a database bigint.
+EVENT_ID_PATTERN = r"^[0-9]{1,18}$"
 
 
 @dataclass(frozen=True)
@@ -167,16 +170,6 @@ async def event_stream(db: Database, job_id: str, cursor: Cursor) -> AsyncIterat
         await anyio.sleep(POLL_S)
 
 
-def resume_after(last_event_id: str | None) -> int:
-    if last_event_id is None:
-        return 0
-    if not last_event_id.isdigit():
-        raise InvalidInputError(
-            f"Last-Event-ID must be an event id from this stream, got {last_event_id!r}"
-        )
-    return int(last_event_id)
-
-
 @router.get(
     "/{job_id}/events",
     summary="Follow a job live: status, every epoch's metrics, progress with ETA (SSE)",
@@ -184,16 +177,19 @@ def resume_after(last_event_id: str | None) -> int:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 def job_events(
-    job_id: str,
+    job_id: JobId,
     request: Request,
     owner: OwnerDep,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(pattern=EVENT_ID_PATTERN, description="Resume after this event (an id it sent)."),
+    ] = None,
 ) -> StreamingResponse:
     """Answers 404 at once for an unknown job; otherwise streams until the job ends."""
     db: Database = request.app.state.db
     with db.sessions() as session:  # not a request-long session: the stream may last hours
         queries.get_job(scope_to_owner(session, owner), job_id=job_id)
-    cursor = Cursor(after_id=resume_after(last_event_id))
+    cursor = Cursor(after_id=int(last_event_id or 0))
     return StreamingResponse(
         event_stream(db, job_id, cursor),
         media_type="text/event-stream",

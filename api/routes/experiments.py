@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep, SessionRoute
+from api.params import ExperimentName, MetricName
 from core import experiment_queries, queries
 from core.experiment_schemas import Comparison, ExperimentSummary, Goal
 from core.schemas import ExperimentOut
@@ -22,9 +23,6 @@ def list_experiments(session: SessionDep) -> list[ExperimentOut]:
     ]
 
 
-MetricQuery = Annotated[
-    str, Query(description="split_name (val_acc, train_loss) or a result number (test_acc)")
-]
 GoalQuery = Annotated[
     Goal | None, Query(description="max or min; default: min for losses/errors, else max")
 ]
@@ -33,9 +31,9 @@ RunsQuery = Annotated[int, Query(ge=1, le=500, description="How many of the newe
 
 @router.get("/{name}", summary="An experiment's jobs by status and its best run by a metric")
 def get_experiment(
-    name: str,
+    name: ExperimentName,
     session: SessionDep,
-    metric: MetricQuery = "val_acc",
+    metric: MetricName = "val_acc",
     goal: GoalQuery = None,
     limit: RunsQuery = 500,
 ) -> ExperimentSummary:
@@ -48,9 +46,9 @@ def get_experiment(
     "parameters, wall time; best first",
 )
 def compare_runs(
-    name: str,
+    name: ExperimentName,
     session: SessionDep,
-    metric: MetricQuery = "val_acc",
+    metric: MetricName = "val_acc",
     goal: GoalQuery = None,
     limit: RunsQuery = 100,
 ) -> Comparison:

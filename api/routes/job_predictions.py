@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import ServingDep, SessionDep, SessionRoute
+from api.params import JobId
 from core import queries
 from core.errors import NotFoundError
 
@@ -24,7 +25,7 @@ FILE_TYPES = {
         404: {"description": "No such job, or it has no predictions (yet): `detail` says why"},
     },
 )
-def get_predictions(job_id: str, session: SessionDep, serving: ServingDep) -> Response:
+def get_predictions(job_id: JobId, session: SessionDep, serving: ServingDep) -> Response:
     """One line per sample: its dataset `index`, `class_index`, `label`, the top-k
     `probabilities`, and, where the split has labels, `target`, `target_label` and `correct`.
     The file is checked against the sha256 in the job's result before it is sent."""

@@ -12,13 +12,17 @@ from sqlalchemy.orm import Session
 
 from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, CpuDep, JobQueueDep, SessionDep, SettingsDep
+from api.errors import rules
+from api.params import BareMetric, JobId, MetricNames, NameFilter
 from api.submission import SubmissionRoute
 from core import queries, sweep_queries
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, UnavailableError
 from core.finetune import check_compatible
 from core.memory import check_fits_a_worker
-from core.metric_queries import METRIC_NAMES_HELP, parse_metric_names, read_metrics
+from core.metric_queries import parse_metric_names, read_metrics
+from core.model_size import check_model_size
+from core.names import NAME_PATTERN
 from core.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
 from core.queue import queue_for
 from core.quotas import check_quota
@@ -88,8 +92,9 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
             spec.fits_dataset(get_dataset(spec.dataset.name, root=root))
         except ValueError as error:
             raise InvalidInputError(f"model: {error}") from None
+    info = get_dataset(spec.dataset.name, root=root)
+    check_model_size(spec, info, max_parameters=settings.max_model_parameters)
     if spec.wants_gpu:
-        info = get_dataset(spec.dataset.name, root=root)
         check_fits_a_worker(spec, info, queries.list_workers(session))
     if not sources:
         return
@@ -134,7 +139,26 @@ async def checked_submission(
     return await cpu.run(validated_submission, spec, settings)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Submit a training job")
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Submit a training job",
+    responses=rules(
+        "the architecture, its options and input size must fit the dataset (its task, images "
+        "or rows, channels; GET /v1/architectures and GET /v1/datasets say which)",
+        "kfold, finetune and sweep settings go with their kind only, and every k-fold "
+        "candidate and sweep value must make a valid job",
+        "a recipe names a course experiment (GET /v1/recipes); its variant one of its own",
+        "the dataset's files are on the service, and an upload is the caller's own",
+        "time_limit_s at most the service's D2L_JOB_TIME_LIMIT_S; at most "
+        "D2L_MAX_MODEL_PARAMETERS parameters per net",
+        "a fine-tune's source is a succeeded job or an uploaded checkpoint of the same "
+        "architecture and options; freeze prefixes name its parameters",
+        "a predict job's model exists and fits the dataset's task and sample shape",
+        "a GPU job fits the GPU of a live worker",
+        "no string anywhere in the body holds a NUL (\\u0000)",
+    ),
+)
 def submit_job(
     spec: Annotated[JobCreate | PredictJobCreate, Depends(checked_submission)],
     session: SessionDep,
@@ -180,11 +204,13 @@ def submit_job(
 @router.get("", summary="List jobs, newest first")
 def list_jobs(
     session: SessionDep,
-    experiment: str | None = None,
+    experiment: NameFilter = None,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    parent: Annotated[str | None, Query(description="A sweep's id: its trials.")] = None,
+    parent: Annotated[
+        str | None, Query(pattern=NAME_PATTERN, description="A sweep's id: its trials.")
+    ] = None,
 ) -> JobPage:
     jobs, total = queries.list_jobs(
         session, experiment=experiment, status=status, limit=limit, offset=offset, parent=parent
@@ -199,7 +225,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", summary="A job's status, progress, latest metrics and result")
-def get_job(job_id: str, session: SessionDep) -> JobOut:
+def get_job(job_id: JobId, session: SessionDep) -> JobOut:
     job = queries.get_job(session, job_id=job_id)
     model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
     return job_out(session, job, model_id=model_id)
@@ -211,7 +237,7 @@ def get_job(job_id: str, session: SessionDep) -> JobOut:
     summary="Cancel a job: a queued one never starts, a running one stops at its next step",
     responses={409: {"description": "The job has already finished"}},
 )
-def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+def cancel_job(job_id: JobId, session: SessionDep) -> JobOut:
     """A running job ends `cancelled` within a few seconds, keeping its checkpoints (and the
     metrics of the epochs it finished)."""
     job = queries.lock_job(session, job_id=job_id)
@@ -228,12 +254,12 @@ def cancel_job(job_id: str, session: SessionDep) -> JobOut:
 
 @router.get("/{job_id}/metrics", summary="Every recorded metric of a job, per epoch")
 def get_metrics(
-    job_id: str,
+    job_id: JobId,
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
-    name: str | None = None,
-    names: Annotated[str | None, Query(description=METRIC_NAMES_HELP)] = None,
+    name: BareMetric = None,
+    names: MetricNames = None,
     max_points: Annotated[int | None, Query(ge=2, le=100_000)] = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -249,7 +275,7 @@ def get_metrics(
 
 
 @router.get("/{job_id}/checkpoints", summary="A job's stored state_dict checkpoints")
-def get_checkpoints(job_id: str, session: SessionDep) -> list[CheckpointOut]:
+def get_checkpoints(job_id: JobId, session: SessionDep) -> list[CheckpointOut]:
     queries.get_job(session, job_id=job_id)
     rows = queries.list_checkpoints(session, job_id=job_id)
     return [CheckpointOut.model_validate(row, from_attributes=True) for row in rows]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from api.deps import SessionDep, SessionRoute, SettingsDep
+from api.params import JobId
 from core import queries
 from core.job_logs import read_job_log
 
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionRoute)
 )
 def job_logs(
     request: Request,
-    job_id: str,
+    job_id: JobId,
     session: SessionDep,
     settings: SettingsDep,
     tail: Annotated[

@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import OwnerDep
-from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep, SessionRoute
+from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep
+from api.json_body import StrictJsonRoute
+from api.params import AliasName, ModelRef, NameFilter, TensorName
 from core import export as model_export
 from core import model_registry
 from core.errors import ConflictError
 from core.model_schemas import AliasCreate, ExportFormat, ModelOut, ModelPage
+from core.names import NAME_PATTERN
 from core.parameters import (
     MAX_VALUES,
     StateDictFormat,
@@ -26,18 +29,17 @@ from core.parameters import (
     tensor_values,
 )
 
-router = APIRouter(prefix="/v1/models", tags=["models"], route_class=SessionRoute)
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJsonRoute)
 MEDIA_TYPES = {"pt": "application/octet-stream", "safetensors": "application/octet-stream"}
-ModelRef = Annotated[
-    str, Path(description="A model id, or an alias: name:VERSION, name:latest, name:production.")
-]
 
 
 @router.get("", summary="List models, newest first")
 def list_models(
     session: SessionDep,
-    name: Annotated[str | None, Query(description="Only models with an alias named so.")] = None,
-    arch: str | None = None,
+    name: Annotated[
+        str | None, Query(pattern=NAME_PATTERN, description="Only models with an alias named so.")
+    ] = None,
+    arch: NameFilter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ModelPage:
@@ -103,7 +105,7 @@ def add_alias(
     summary="Take a name off a model (its version, and latest/production if they point here)",
 )
 def remove_alias(
-    model_id: ModelRef, name: str, session: SessionDep, serving: ServingDep
+    model_id: ModelRef, name: AliasName, session: SessionDep, serving: ServingDep
 ) -> ModelOut:
     """`name:latest` falls back to the highest remaining version; `name:production` is removed,
     never moved to another model behind your back."""
@@ -165,7 +167,7 @@ async def get_parameters(
     serving: ServingDep,
     owner: OwnerDep,
     cpu: CpuDep,
-    name: str | None = None,
+    name: TensorName = None,
     limit: Annotated[int, Query(ge=1, le=MAX_VALUES)] = 10_000,
 ) -> Any:
     """Without `name`: name (as in the state_dict), shape, dtype, mean, std, min, max, L2 norm of

@@ -9,15 +9,18 @@ solving. The schema Swagger UI shows is the same `PredictRequest`/`PredictRespon
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.auth import OwnerDep
+from api.params import ModelRef
 from api.serving import Serving
-from core.predict_schemas import PredictRequest, PredictResponse
+from core.names import MODEL_REF_PATTERN
+from core.predict_schemas import MAX_CLASSES, PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 PREDICT_BODY: dict[str, Any] = {
@@ -26,10 +29,8 @@ PREDICT_BODY: dict[str, Any] = {
         "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
     }
 }
-ModelRef = Annotated[
-    str, Path(description="A model id, or an alias: name:VERSION, name:latest, name:production.")
-]
 JSON = "application/json"
+MODEL_REF = re.compile(MODEL_REF_PATTERN)
 
 
 async def serving_of(request: Request) -> Serving:
@@ -49,10 +50,26 @@ def parse_predict_request(body: bytes) -> PredictRequest:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
+def check_model_ref(model_id: str) -> None:
+    """The path check FastAPI would make, for the fast path that bypasses its routing."""
+    if not MODEL_REF.match(model_id):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_pattern_mismatch",
+                    "loc": ("path", "model_id"),
+                    "msg": f"String should match pattern '{MODEL_REF_PATTERN}'",
+                    "ctx": {"pattern": MODEL_REF_PATTERN},
+                }
+            ]
+        )
+
+
 async def answer(request: Request, serving: Serving, model_id: str) -> Response:
     """Authenticate, parse, predict (batched with concurrent requests), serialise: the whole
     hot path."""
     owner = await request.app.state.token_check.owner(request)
+    check_model_ref(model_id)
     body = parse_predict_request(await request.body())
     prediction = await serving.predict(model_id, body, owner)
     return Response(prediction.model_dump_json(), media_type=JSON)
@@ -88,8 +105,12 @@ async def predict_images(
     model_id: ModelRef,
     serving: FastServing,
     owner: OwnerDep,
-    files: Annotated[list[UploadFile], File(description="One or more PNG/JPEG images.")],
-    top_k: Annotated[int | None, Form(ge=1, description="Only the k most likely classes.")] = None,
+    files: Annotated[
+        list[UploadFile], File(min_length=1, description="One or more PNG/JPEG images.")
+    ],
+    top_k: Annotated[
+        int | None, Form(ge=1, le=MAX_CLASSES, description="Only the k most likely classes.")
+    ] = None,
 ) -> Response:
     """Each image is converted to the model's channels (grey/RGB) and raw size, then goes
     through the preprocessing the model was trained with; labels are its class names."""

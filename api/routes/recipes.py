@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import SettingsDep
+from api.params import RecipeName
 from core.errors import NotFoundError
 from core.recipes import UnknownRecipeError, get_recipe, list_recipes
 from core.recipes.describe import RecipeOut, describe
@@ -22,7 +23,7 @@ def list_all(settings: SettingsDep) -> list[RecipeOut]:
 
 
 @router.get("/{name}", summary='One course experiment; POST /v1/jobs {"recipe": name} runs it')
-def get_one(name: str, settings: SettingsDep) -> RecipeOut:
+def get_one(name: RecipeName, settings: SettingsDep) -> RecipeOut:
     try:
         recipe = get_recipe(name)
     except UnknownRecipeError as error:

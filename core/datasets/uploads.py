@@ -31,7 +31,12 @@ from core.datasets.csv_upload import Table, Task, read_csv
 from core.datasets.images import ImageDecodeError, decode_image, is_grey, open_image
 from core.datasets.stored import DATA_FILE, META_FILE, UPLOADS_FOLDER, upload_dir
 from core.errors import InvalidInputError
+from core.names import check_label
 
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 FORMATS = {".zip": "zip", ".tar.gz": "tar.gz", ".tgz": "tar.gz", ".npz": "npz", ".csv": "csv"}
 
 
@@ -57,7 +62,7 @@ class Examples:
 
 def upload_format(filename: str) -> str:
     """ "zip", "tar.gz", "npz" or "csv" from the file name, or a 422 naming the accepted kinds."""
-    lowered = filename.lower()
+    lowered = check_label(filename, what="the file name").lower()
     for suffix, kind in FORMATS.items():
         if lowered.endswith(suffix):
             return kind
@@ -214,19 +219,42 @@ def as_labels(
     return np.asarray(labels, dtype=np.int64), names
 
 
+def check_npy_header(zipped: zipfile.ZipFile, member: zipfile.ZipInfo, filename: str) -> None:
+    """Refuse an array whose header declares more data than its member holds: numpy allocates
+    what the header says before reading, so `shape: (10**12,)` in a small file would be a
+    terabyte (MemoryError) without this."""
+    with zipped.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version not in NPY_HEADER_READERS:
+            raise ValueError(f"{member.filename}: .npy format {version} is not supported")
+        shape, _, dtype = NPY_HEADER_READERS[version](stream)
+        held = member.file_size - stream.tell()
+    declared = math.prod(int(side) for side in shape) * dtype.itemsize  # Python ints: no overflow
+    if declared > held:
+        raise InvalidInputError(
+            f"{filename}: {member.filename} declares shape {list(shape)} of {dtype} "
+            f"({declared} bytes) but holds {held} bytes"
+        )
+
+
 def read_npz(path: Path, *, filename: str, limits: UploadLimits) -> Examples:
     """`x` and `y` (and optional `classes`) of an .npz, loaded without unpickling anything."""
     try:
         with zipfile.ZipFile(path) as zipped:
-            expanded = sum(info.file_size for info in zipped.infolist())
+            members = zipped.infolist()
+            if sum(info.file_size for info in members) > limits.max_expanded_bytes:
+                raise UploadTooLargeError(
+                    f"{filename}: expands to more than {limits.max_expanded_bytes} bytes"
+                )
+            for member in members:
+                if member.filename.endswith(".npy"):
+                    check_npy_header(zipped, member, filename)
     except zipfile.BadZipFile:
         raise InvalidInputError(
             f"{filename}: not an .npz archive (numpy.savez writes one)"
         ) from None
-    if expanded > limits.max_expanded_bytes:
-        raise UploadTooLargeError(
-            f"{filename}: expands to more than {limits.max_expanded_bytes} bytes"
-        )
+    except (ValueError, OSError, EOFError) as error:
+        raise InvalidInputError(f"{filename}: unreadable array ({error})") from None
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = {"x", "y"} - set(data.files)

@@ -13,6 +13,7 @@ from api.app import create_app
 from core.artifacts import open_artifact_store
 from core.db import Database
 from core.settings import Settings
+from tests.conftest import RecordingQueue
 from tests.factories import add_job, migrated
 from worker.runner import JobRunner
 
@@ -67,3 +68,15 @@ def train_submitted(
     job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded", job["error"]
     return job
+
+
+@pytest.fixture
+def any_db_client(
+    settings: Settings, db: Database, database_url: str, queue: RecordingQueue
+) -> Iterator[TestClient]:
+    """An app on the embedded SQLite and, as a second run, on PostgreSQL (`database_url`'s
+    two params), its broker recorded."""
+    app = create_app(Settings(data_dir=settings.data_dir, database_url=database_url))
+    app.state.job_queue = queue
+    with TestClient(app) as client:
+        yield client

@@ -31,8 +31,8 @@ def test_an_experiments_runs_are_overlaid(trained: Trained) -> None:
     )
     assert response.status_code == 200 and png_size(response.content) == (600, 400)
     unknown = trained.client.get("/v1/experiments/tests/curves.png", params={"metric": "val_bleu"})
-    assert unknown.status_code == 422 and "val_bleu" in unknown.json()["detail"]
-    assert trained.client.get("/v1/experiments/nope/curves.png").status_code == 422
+    assert unknown.status_code == 404 and "val_bleu" in unknown.json()["detail"]
+    assert trained.client.get("/v1/experiments/nope/curves.png").status_code == 404
     assert (
         trained.client.get("/v1/experiments/tests/curves.png", params={"metric": "acc"}).status_code
         == 422

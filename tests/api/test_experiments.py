@@ -109,6 +109,6 @@ def test_unknown_experiment_and_malformed_metric_are_refused(
     missing = client.get("/v1/experiments/nope/compare")
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
     bad = client.get("/v1/experiments/exp", params={"metric": "accuracy"})
-    assert bad.status_code == 422 and "split_name" in bad.json()["detail"]
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "metric"]
     wrong_goal = client.get("/v1/experiments/exp", params={"goal": "best"})
     assert wrong_goal.status_code == 422

@@ -83,6 +83,21 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def npy_claiming(shape: tuple[int, ...], dtype: str = "|u1") -> bytes:
+    """A .npy member whose header declares `shape` but which holds 64 bytes of data."""
+    out = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(out, header)
+    return out.getvalue() + bytes(64)
+
+
+def npz_claiming(shape: tuple[int, ...]) -> bytes:
+    """An .npz (x, y) whose x declares `shape` (numpy would allocate it before reading)."""
+    y = io.BytesIO()
+    np.save(y, np.array([0, 1]))
+    return zip_bytes({"x.npy": npy_claiming(shape), "y.npy": y.getvalue()})
+
+
 def upload(root: Path, data: bytes, filename: str, **options: object):
     return receive_upload(
         io.BytesIO(data),
@@ -320,6 +335,12 @@ BAD_UPLOADS = {
         ),
         422,
         "'c' has no examples",
+    ),
+    "npz-header-declares-a-terabyte": (
+        "x.npz",
+        lambda: npz_claiming((10**12,)),
+        422,
+        "x.npy declares shape [1000000000000]",
     ),
     "npz-bad-shape": (
         "x.npz",
