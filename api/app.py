@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_max_bytes=settings.upload_max_bytes,
         json_max_bytes=settings.request_max_bytes,
     )
-    metrics.install_metrics(app, db=db, settings=settings)  # GET /metrics (Prometheus)
+    metrics.install_metrics(app, db=db, job_queue=app.state.job_queue)  # GET /metrics (Prometheus)
     app.include_router(predict_routes.router)  # first: the hot path, matched before the rest
     app.include_router(health.router)  # open: probes and load balancers carry no token
     app.include_router(ui.router)  # a static page; the data it shows needs the token

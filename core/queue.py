@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from celery import Celery
 from kombu import Exchange, Queue
-from kombu.transport.redis import Channel as RedisChannel
 
 from core.settings import Settings
 
@@ -45,13 +44,6 @@ def broker_transport_options(settings: Settings) -> dict[str, object]:
         "store_processed": False,
         "polling_interval": 0.1,  # a 10 Hz directory listing: cheap, and jobs start ~0.1 s sooner
     }
-
-
-def redis_lists(queue: str) -> list[str]:
-    """The Redis lists a queue's messages wait in: Kombu keeps one per priority step, `cpu`
-    for 0, then `cpu\\x06\\x163`, `cpu\\x06\\x166` (normal and low jobs wait in those)."""
-    steps = sorted(PRIORITIES.values())
-    return [queue, *(f"{queue}{RedisChannel.sep}{step}" for step in steps if step)]
 
 
 def make_celery(settings: Settings) -> Celery:

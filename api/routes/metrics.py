@@ -38,9 +38,8 @@ from api.routes.workers import ALIVE_WITHIN
 from core import queries
 from core.db import Database
 from core.ownership import scope_to_owner
-from core.queue import QUEUES, redis_lists
+from core.queue import QUEUES, JobQueue
 from core.schemas import JobStatus
-from core.settings import Settings
 from core.tables import Job, utcnow
 
 router = APIRouter(tags=["health"])
@@ -85,34 +84,12 @@ class RequestMetrics:
             self.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
-def queue_depths(settings: Settings) -> dict[str, int]:
-    """Messages waiting per queue, where asking is cheap; {} where it is not."""
-    if settings.embedded_broker:
-        queue_dir = settings.broker_dir / "queue"
-        names = [path.name for path in queue_dir.glob("*.msg")] if queue_dir.is_dir() else []
-        return {queue: sum(name.endswith(f".{queue}.msg") for name in names) for queue in QUEUES}
-    if settings.broker_url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(settings.broker_url, socket_timeout=1)
-        try:
-            with client.pipeline(transaction=False) as pipe:
-                for queue in QUEUES:
-                    for name in redis_lists(queue):
-                        pipe.llen(name)
-                lengths = iter(pipe.execute())
-            return {queue: sum(next(lengths) for _ in redis_lists(queue)) for queue in QUEUES}
-        finally:
-            client.close()
-    return {}
-
-
 class ServiceCollector(Collector):
     """Queues and workers, read when Prometheus scrapes (nothing kept in memory)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, job_queue: JobQueue) -> None:
         self.db = db
-        self.settings = settings
+        self.job_queue = job_queue
 
     def collect(self) -> Iterator[Any]:
         seen = GaugeMetricFamily(
@@ -127,15 +104,14 @@ class ServiceCollector(Collector):
                 up.add_metric([worker.hostname], 1.0 if alive else 0.0)
         yield from (seen, up)
         try:
-            depths = queue_depths(self.settings)
+            depths = {queue: self.job_queue.waiting(queue) for queue in QUEUES}
         except Exception as error:  # noqa: BLE001  (a broker hiccup must not fail the scrape)
             log.warning("queue depth unavailable: %s", error)
             return
-        if depths:
-            depth = GaugeMetricFamily("d2l_queue_depth", "Messages waiting", labels=["queue"])
-            for queue, count in depths.items():
-                depth.add_metric([queue], count)
-            yield depth
+        depth = GaugeMetricFamily("d2l_queue_depth", "Messages waiting", labels=["queue"])
+        for queue, count in depths.items():
+            depth.add_metric([queue], count)
+        yield depth
 
 
 class JobCounts(Collector):
@@ -186,11 +162,11 @@ class PredictMetrics:
         self.seconds.observe(seconds)
 
 
-def install_metrics(app: FastAPI, *, db: Database, settings: Settings) -> None:
+def install_metrics(app: FastAPI, *, db: Database, job_queue: JobQueue) -> None:
     """Give `app` its registry, the request middleware, the scrape-time collector, and the
     predict path's batch observer."""
     registry = CollectorRegistry()
-    registry.register(ServiceCollector(db, settings))
+    registry.register(ServiceCollector(db, job_queue))
     app.state.serving.observe_batch = PredictMetrics(registry).observe
     app.state.metrics_registry = registry
     app.add_middleware(RequestMetrics, registry=registry)
