@@ -12,6 +12,7 @@ from torch import nn
 
 from core.hyperparameters import Hyperparameters
 from worker.augment import BatchTransform
+from worker.batches import Feed
 
 MetricValues = dict[tuple[str, str], float]
 
@@ -94,6 +95,7 @@ class TrainState:
     order: torch.Generator = field(default_factory=torch.Generator)  # each epoch's shuffle
     should_stop: Callable[[], bool] = lambda: False
     progress: StepProgress = field(default_factory=StepProgress)
+    feed: Feed = field(default_factory=lambda: Feed(device=torch.device("cpu")))
 
 
 class EarlyStopper:
