@@ -136,6 +136,25 @@ class Settings(BaseSettings):
     upload_max_image_pixels: int = Field(
         default=4096 * 4096, ge=1, description="Most pixels of one uploaded or predicted image."
     )
+    resident_data_max_bytes_cpu: int = Field(
+        default=8 * 2**30,
+        ge=0,
+        description="A CPU job holds its dataset's raw samples in memory up to this many bytes; "
+        "a larger dataset streams from disk through loader processes.",
+    )
+    resident_data_max_bytes_gpu: int = Field(
+        default=4 * 2**30,
+        ge=0,
+        description="A GPU job holds its dataset's raw samples on the GPU up to this many bytes "
+        "(counted in the job's GPU memory); a larger dataset streams from disk.",
+    )
+    data_loader_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Processes that read a streamed dataset's minibatches from disk (0: the "
+        "training process reads them itself).",
+    )
 
     @field_validator("data_dir", "artifact_dir")
     @classmethod

@@ -14,7 +14,9 @@ same inputs, either way.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.datasets import PreparedData, Split
 from core.preprocessing import Preprocessing, apply
+from core.settings import Settings
 
 Mode = Literal["resident", "streamed"]
 Augment = Callable[[torch.Tensor], torch.Tensor]
@@ -32,11 +35,24 @@ EVAL_INPUT_BYTES = 32 * 2**20  # an evaluation batch at network size stays under
 
 @dataclass(frozen=True)
 class DataPlan:
-    """What the worker allows a job's data: raw bytes it may hold on the training device, and
-    the loader processes that stream the rest from disk."""
+    """What the worker allows a job's data: raw bytes it may hold on a CPU or a GPU, and the
+    loader processes that stream a larger dataset from disk."""
 
-    resident_max_bytes: int = 2**62
+    resident_max_bytes_cpu: int = 2**62
+    resident_max_bytes_gpu: int = 2**62
     loader_workers: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DataPlan:
+        return cls(
+            resident_max_bytes_cpu=settings.resident_data_max_bytes_cpu,
+            resident_max_bytes_gpu=settings.resident_data_max_bytes_gpu,
+            loader_workers=settings.data_loader_workers,
+        )
+
+    def resident_max_bytes(self, device: torch.device) -> int:
+        cpu = device.type == "cpu"
+        return self.resident_max_bytes_cpu if cpu else self.resident_max_bytes_gpu
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,9 @@ class Feed:
             prefetch_factor=PREFETCH_BATCHES if self.loader_workers else None,
             pin_memory=self.device.type == "cuda",
         )
-        for raw, targets in loader:
+        with children_allowed():  # the loader's workers start here
+            loaded = iter(loader)
+        for raw, targets in loaded:
             yield (
                 raw.to(self.device, non_blocking=True),
                 targets.to(self.device, non_blocking=True),
@@ -92,6 +110,24 @@ class Feed:
             "raw_dtype": str(data.train.samples.dtype).removeprefix("torch."),
             "loader_workers": self.loader_workers,
         }
+
+
+@contextmanager
+def children_allowed() -> Iterator[None]:
+    """Let this process start the loader's workers, even as a Celery prefork child.
+
+    multiprocessing refuses children to a daemonic process (as a prefork child is) because it
+    could not join them when it exits. The loader's workers are daemons themselves that torch
+    stops with their iterator and that exit on their own when their parent dies, so nothing is
+    left behind; the flag is set back at once."""
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    daemonic = config.get("daemon")
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemonic is not None:
+            config["daemon"] = daemonic
 
 
 class RawRows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -110,7 +146,7 @@ class RawRows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
 def plan_feed(data: PreparedData, device: torch.device, plan: DataPlan) -> Feed:
     """Resident when the raw samples fit the device's budget, else streamed from disk."""
-    if data.raw_bytes <= plan.resident_max_bytes:
+    if data.raw_bytes <= plan.resident_max_bytes(device):
         return Feed(device=device, mode="resident")
     return Feed(device=device, mode="streamed", loader_workers=plan.loader_workers)
 

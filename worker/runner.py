@@ -25,6 +25,7 @@ from core.queries import LAYER_SPLIT
 from core.schemas import FINISHED_STATUSES, JobCreate
 from core.tables import Model, utcnow
 from worker import devices, distributed
+from worker.batches import DataPlan
 from worker.checkpoints import resumable
 from worker.engine import fit
 from worker.finetune import Warmstart
@@ -62,6 +63,7 @@ class JobRunner:
         job_time_limit_s: float = 86_400.0,
         on_job_end: Callable[[str], None] | None = None,
         send_again: Callable[[str, str, dict[str, Any]], None] | None = None,
+        data_plan: DataPlan | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
@@ -75,6 +77,8 @@ class JobRunner:
         self.on_job_end = on_job_end
         # Publishes (job id, queue, params) again: a job stopped for a warm shutdown goes back.
         self.send_again = send_again
+        # How much of a dataset may stay on the training device (the rest streams from disk).
+        self.data_plan = data_plan or DataPlan()
 
     def run(self, job_id: str) -> None:
         """Train the job, recording progress, checkpoints and the outcome; then `on_job_end`."""
@@ -171,7 +175,10 @@ class JobRunner:
             callbacks.progress = progress
         callbacks.on_epoch = pruning(self.db, job_id, callbacks.on_epoch)  # a sweep's trial
         if spec.kind == "kfold":
-            return cross_validate(spec, device=device, data_dir=self.data_dir, callbacks=callbacks)
+            plan = self.data_plan
+            return cross_validate(
+                spec, device=device, data_dir=self.data_dir, callbacks=callbacks, plan=plan
+            )
         if get_dataset(spec.dataset.name, root=self.data_dir).task == "regression":
             return fit_regression(spec, device=device, data_dir=self.data_dir, callbacks=callbacks)
         processes = devices.data_parallel_size(spec.device)
@@ -206,6 +213,7 @@ class JobRunner:
             warmstart=warmstart,
             shard=shard,
             resume=resume,
+            plan=self.data_plan,
         )
         if resume is not None:
             result["resumed_after_epoch"] = resume["epoch"]

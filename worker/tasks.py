@@ -10,6 +10,7 @@ from core.artifacts import open_artifact_store
 from core.job_logs import capture, publish_log
 from core.queue import RUN_JOB_TASK, SWEEP_STEP_TASK, JobQueue
 from worker.app import app, database, settings
+from worker.batches import DataPlan
 from worker.runner import JobRunner
 from worker.sweep_control import notify_sweep, sweep_step
 
@@ -41,6 +42,7 @@ def run_job(self: Task, job_id: str) -> None:
         job_time_limit_s=settings.job_time_limit_s,
         on_job_end=lambda ended: notify_sweep(database, job_queue, ended),
         send_again=send_again,
+        data_plan=DataPlan.from_settings(settings),
     )
     try:
         with capture(settings.artifacts, job_id):  # GET /v1/jobs/{id}/logs reads this file
