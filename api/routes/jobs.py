@@ -12,11 +12,12 @@ from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, JobQueueDep, SessionDep, SettingsDep
 from api.submission import SubmissionRoute
 from core import queries, sweep_queries
+from core.admission import check_fits_a_worker
 from core.dataset_queries import check_visible_upload
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, NotFoundError, UnavailableError
 from core.finetune import check_compatible, resolve_source
-from core.memory import check_fits_a_worker
+from core.memory import data_footprint
 from core.metric_queries import METRIC_NAMES_HELP, parse_metric_names, read_metrics
 from core.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
 from core.queue import queue_for
@@ -85,9 +86,9 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
             spec.fits_dataset(get_dataset(spec.dataset.name, root=root))
         except ValueError as error:
             raise InvalidInputError(f"model: {error}") from None
-    if spec.wants_gpu:
-        info = get_dataset(spec.dataset.name, root=root)
-        check_fits_a_worker(spec, info, queries.list_workers(session))
+    info = get_dataset(spec.dataset.name, root=root)
+    footprint = data_footprint(info.raw_bytes(root), settings)
+    check_fits_a_worker(spec, info, queries.list_workers(session), data=footprint)
     if spec.finetune is None:
         return
     try:

@@ -84,13 +84,17 @@ class DatasetInfo:
     raw_itemsize: int = 1  # uint8 images; 4 for float rows and float images
 
     def raw_bytes(self, root: Path) -> int | None:
-        """Bytes of every raw sample of the dataset, or None when its size is unknown."""
+        """Bytes of every raw sample of the dataset, or None when its size is unknown (or its
+        files are not there yet: a worker will download them)."""
         if self.count is None:
             return None
         per_sample = self.raw_itemsize
         for side in self.raw_shape:
             per_sample *= side
-        return self.count(root) * per_sample
+        try:
+            return self.count(root) * per_sample
+        except OSError:
+            return None
 
     @property
     def num_classes(self) -> int:
