@@ -41,11 +41,12 @@ from worker.training_state import (
     EarlyStopper,
     EpochReport,
     Evaluation,
-    JobCancelled,
     MetricValues,
     Shard,
     StepProgress,
     TrainState,
+    stop_between_layers,
+    stop_if_asked,
 )
 
 log = logging.getLogger(__name__)
@@ -129,12 +130,6 @@ def train_epoch(
         ("train", "lr"): lr,
     }
     return metrics | diagnostics
-
-
-def stop_if_asked(state: TrainState, epoch: int, where: str) -> None:
-    """End training with JobCancelled when the job was cancelled or ran out of time."""
-    if state.should_stop():
-        raise JobCancelled(f"stopped in epoch {epoch}, {where} step {state.step + 1}")
 
 
 def epoch_order(
@@ -238,7 +233,7 @@ def new_state(
         forward = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    return TrainState(
+    state = TrainState(
         net=net,
         forward=torch.compile(forward) if hp.compile else forward,
         optimizer=optimizer,
@@ -250,6 +245,9 @@ def new_state(
         order=torch.Generator().manual_seed(hp.seed),
         feed=feed or Feed(device=device),
     )
+    if not hp.compile:  # a compiled graph would break at every hook
+        stop_between_layers(net, state)
+    return state
 
 
 def prepare_data(spec: JobCreate, data_dir: Path) -> PreparedData:
