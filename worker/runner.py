@@ -30,6 +30,7 @@ from worker.checkpoints import resumable
 from worker.engine import fit
 from worker.finetune import Warmstart
 from worker.kfold import cross_validate
+from worker.oom import memory_failure
 from worker.predictions import run_predictions
 from worker.pulse import Pulse, beat_period
 from worker.regression import fit_regression
@@ -137,7 +138,8 @@ class JobRunner:
                 return
             except Exception as error:  # the job fails; the worker lives on
                 log.exception("job %s failed", job_id)
-                self._finish(job_id, "failed", f"{type(error).__name__}: {error}")
+                message = memory_failure(error) or f"{type(error).__name__}: {error}"
+                self._finish(job_id, "failed", message)
                 return
             self._succeed(job_id, spec, result)
 

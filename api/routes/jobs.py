@@ -63,6 +63,8 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
         finished_at=job.finished_at,
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
+        rss_bytes=job.rss_bytes,
+        peak_rss_bytes=job.peak_rss_bytes,
         book=compare(job.params, job.result),
     )
 
