@@ -85,9 +85,10 @@ def mean_squared_error(net: nn.Module, split: Split) -> float:
     """MSE of the net's one output against the targets, in eval mode."""
     net.eval()
     total = 0.0
-    for positions in in_order(len(split), EVAL_ROWS):
-        predictions = net(split.batch_inputs(positions.to(split.rows.device))).squeeze(-1)
-        targets = split.labels[split.rows[positions.to(split.rows.device)]]
+    for batch in in_order(len(split), EVAL_ROWS):
+        positions = batch.to(split.rows.device)
+        predictions = net(split.batch_inputs(positions)).squeeze(-1)
+        targets = split.labels[split.rows[positions]]
         total += F.mse_loss(predictions, targets, reduction="sum").item()
     return total / len(split)
 
