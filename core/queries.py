@@ -136,13 +136,21 @@ def mark_running(session: Session, *, job: Job, worker: str, device: str) -> Non
 
 
 def beat(
-    session: Session, *, job_id: str, step: int = 0, epoch_steps: int = 0
+    session: Session,
+    *,
+    job_id: str,
+    step: int = 0,
+    epoch_steps: int = 0,
+    rss_bytes: int | None = None,
+    peak_rss_bytes: int | None = None,
 ) -> tuple[bool, bool]:
-    """Refresh a running job's heartbeat and its progress within the epoch; whether it is asked
-    to (cancel, go back to the queue)."""
+    """Refresh a running job's heartbeat, its progress within the epoch and the memory its
+    process holds; whether it is asked to (cancel, go back to the queue)."""
     job = get_job(session, job_id=job_id)
     job.heartbeat_at = utcnow()
     job.step, job.epoch_steps = step, epoch_steps
+    if rss_bytes is not None:
+        job.rss_bytes, job.peak_rss_bytes = rss_bytes, peak_rss_bytes
     return job.cancel_requested, job.requeue_requested
 
 

@@ -497,6 +497,13 @@ class JobOut(BaseModel):
     cancel_requested: bool = Field(
         default=False, description="A cancel was asked for; the job stops at its next step."
     )
+    rss_bytes: int | None = Field(
+        default=None,
+        description="Memory the process training it held at its last heartbeat (resident set).",
+    )
+    peak_rss_bytes: int | None = Field(
+        default=None, description="The most memory that process held while training it."
+    )
     book: BookComparison | None = Field(
         default=None, description="For a recipe job: the book's numbers beside this job's."
     )

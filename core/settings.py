@@ -218,6 +218,25 @@ class Settings(BaseSettings):
         description="Most parameters a submitted job's net may have (each k-fold candidate and "
         "sweep value too): 250 M is 1 GB of fp32 weights, twice the course's VGG-11.",
     )
+    resident_data_max_bytes_cpu: int = Field(
+        default=8 * 2**30,
+        ge=0,
+        description="A CPU job holds its dataset's raw samples in memory up to this many bytes; "
+        "a larger dataset streams from disk through loader processes.",
+    )
+    resident_data_max_bytes_gpu: int = Field(
+        default=4 * 2**30,
+        ge=0,
+        description="A GPU job holds its dataset's raw samples on the GPU up to this many bytes "
+        "(counted in the job's GPU memory); a larger dataset streams from disk.",
+    )
+    data_loader_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Processes that read a streamed dataset's minibatches from disk (0: the "
+        "training process reads them itself).",
+    )
 
     @field_validator("data_dir", "artifact_dir")
     @classmethod

@@ -92,6 +92,10 @@ class Job(Base):
     # Live progress within the current epoch, written with the heartbeat (not per step).
     step: Mapped[int] = mapped_column(default=0, server_default="0")
     epoch_steps: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Resident memory of the process training it, at the last heartbeat and at its peak: what
+    # it held when the kernel's out-of-memory killer ended it.
+    rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    peak_rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Who submitted it (the API token's owner; None when auth is off), and the sweep a trial
     # belongs to.
     owner: Mapped[str | None] = mapped_column(String(100), index=True)

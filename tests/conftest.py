@@ -94,3 +94,12 @@ def client(settings: Settings, sqlite_db: Database, queue: RecordingQueue) -> It
     app.state.job_queue = queue
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def fashion_60k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A datasets directory holding Fashion-MNIST-format data of the real size (60,000 + 10,000
+    IDX images), written once per test session."""
+    from tests.fashion import write_fashion_format
+
+    return write_fashion_format(tmp_path_factory.mktemp("fashion-60k"))

@@ -65,8 +65,12 @@ def _announce(sender: Any = None, **_: Any) -> None:
     hostname = _hostname(sender)
     consumer = getattr(sender, "task_consumer", None)
     queues = sorted(q.name for q in consumer.queues) if consumer is not None else []
+    controller = getattr(sender, "controller", None)
+    jobs_at_once = getattr(controller, "concurrency", None) or app.conf.worker_concurrency or 1
     with database.transaction() as session:
-        queries.register_worker(session, hostname=hostname, queues=queues, devices=inventory())
+        queries.register_worker(
+            session, hostname=hostname, queues=queues, devices=inventory(int(jobs_at_once))
+        )
     log.info("worker %s consumes %s", hostname, ", ".join(queues) or "nothing")
     threading.Thread(target=_sweep, daemon=True, name="leftovers").start()  # not in the way
     threading.Thread(target=_heartbeat, args=(hostname,), daemon=True, name="heartbeat").start()

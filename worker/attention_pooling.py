@@ -33,7 +33,7 @@ MAX_ATTENTION_SIDE = 64  # larger attention matrices are kept strided to at most
 
 def scalar_split(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(n,) inputs and targets of a one-feature split, sorted by input (for readable weights)."""
-    inputs = split.inputs[:, 0]
+    inputs = split.network_inputs()[:, 0]
     order = torch.argsort(inputs)
     return inputs[order].to(device), split.targets[order].to(device)
 

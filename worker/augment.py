@@ -1,8 +1,9 @@
 """Training-time image augmentation with torchvision's transforms v2 (ch. 14.1 Image Augmentation).
 
-The resident inputs are already normalised; each batch is mapped back to pixel scale, every
-example gets its own random draw of the transforms (as a per-item dataset transform would), and
-the batch is normalised again. Evaluation and serving never augment.
+Each minibatch is augmented on the training device after it is resized and before it is
+normalised (see `core.preprocessing.apply`), at pixel scale [0, 1]; every example gets its own
+random draw of the transforms (as a per-item dataset transform would). Evaluation and serving
+never augment.
 """
 
 from __future__ import annotations
@@ -35,16 +36,13 @@ def build_transform(augmentation: Augmentation, input_size: int) -> v2.Compose:
 
 
 def batch_augmenter(augmentation: Augmentation, prep: Preprocessing) -> BatchTransform | None:
-    """A function augmenting a normalised (N, C, H, W) batch, or None when nothing is asked."""
+    """A function augmenting an (N, C, H, W) batch at pixel scale, or None when nothing is
+    asked."""
     if not augmentation.enabled:
         return None
     transform = build_transform(augmentation, prep.input_size)
 
-    def augment(batch: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(prep.mean, device=batch.device).view(1, -1, 1, 1)
-        std = torch.tensor(prep.std, device=batch.device).view(1, -1, 1, 1)
-        pixels = (batch * std + mean).clamp(0.0, 1.0)
-        augmented = torch.stack([transform(image) for image in pixels])
-        return (augmented - mean) / std
+    def augment(pixels: torch.Tensor) -> torch.Tensor:
+        return torch.stack([transform(image) for image in pixels.clamp(0.0, 1.0)])
 
     return augment

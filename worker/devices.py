@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import resource
+from pathlib import Path
 
 import torch
 
@@ -60,8 +62,34 @@ def describe(device: torch.device, processes: int = 1) -> str:
     return f"{device} ({name})"
 
 
-def inventory() -> list[dict[str, object]]:
-    """What this worker can train on, as GET /v1/workers shows it."""
+# Where a container's memory limit is read: cgroup v2, then v1 (their "no limit" is a huge
+# number, or "max").
+CGROUP_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+
+
+def memory_limit() -> int:
+    """The memory this worker's jobs may use: the machine's RAM, or less where a cgroup (a
+    container's limit) or an address-space rlimit holds the process to less."""
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    for path in CGROUP_LIMITS:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append(soft)
+    return min(limits)
+
+
+def inventory(jobs_at_once: int = 1) -> list[dict[str, object]]:
+    """What this worker can train on, as GET /v1/workers shows it; `jobs_at_once` (its
+    concurrency) share its memory, which the submission check divides among them."""
     gpus: list[dict[str, object]] = []
     for index in range(torch.cuda.device_count()):
         properties = torch.cuda.get_device_properties(index)
@@ -77,7 +105,8 @@ def inventory() -> list[dict[str, object]]:
         "name": "cpu",
         "type": "cpu",
         "cores": os.cpu_count(),
-        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "memory_bytes": memory_limit(),
+        "jobs_at_once": jobs_at_once,
         "threads": torch.get_num_threads(),
     }
     return [*gpus, cpu]

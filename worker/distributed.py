@@ -31,6 +31,7 @@ import torch.distributed as dist
 from core.artifacts import BaseArtifactStore, open_artifact_url
 from core.db import Database
 from core.settings import get_settings
+from worker.batches import DataPlan
 from worker.training_state import Callbacks, JobCancelled, Shard
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ def rank_main(argv: list[str] | None = None) -> int:
         store=open_artifact_url(args.artifact_url, settings.artifact_storage_options),
         data_dir=args.data_dir,
         worker_name=f"rank{rank}",
+        data_plan=DataPlan.from_settings(settings),
     )
     spec = runner.load_spec(args.job_id)
     shard = Shard(rank=rank, world=world)

@@ -1,9 +1,11 @@
 """The training engine: a pure function of a job spec.
 
 `fit` knows nothing of the database, Celery or settings. Progress and checkpoints leave it through
-callbacks the task supplies; it returns the job's result. Small datasets stay resident as tensors
-on the training device, shuffled by index each epoch (no per-item Python transforms), and the
-loop reads values back from the device once per epoch, not once per step.
+callbacks the task supplies; it returns the job's result. A dataset's compact raw samples stay
+resident on the training device when they fit the worker's budget (else they stream from disk,
+see `worker.batches`), each step's minibatch is made at network size there, shuffled by index
+each epoch (no per-item Python transforms), and the loop reads values back from the device once
+per epoch, not once per step.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from core.hyperparameters import Hyperparameters
 from core.schemas import JobCreate
 from models.init import init_weights
 from worker.augment import batch_augmenter
+from worker.batches import DataPlan, Feed, eval_batch_size, in_order, place, plan_feed
 from worker.checkpoints import checkpoint_payload, restore
 from worker.diagnostics import check_finite, global_grad_norm, gradient_warnings, layer_norms
 from worker.finetune import Warmstart, apply_warmstart
@@ -38,16 +41,16 @@ from worker.training_state import (
     EarlyStopper,
     EpochReport,
     Evaluation,
-    JobCancelled,
     MetricValues,
     Shard,
     StepProgress,
     TrainState,
+    stop_between_layers,
+    stop_if_asked,
 )
 
 log = logging.getLogger(__name__)
 
-EVAL_BATCH_SIZE = 1024
 MAX_WARNINGS = 20
 
 
@@ -81,42 +84,37 @@ def train_epoch(
 ) -> MetricValues:
     """One pass over `split` in a seeded random order: loss, accuracy, speed, lr, gradient norms.
 
-    Per-step results stay on the device (each step's loss, each example's predicted class) and
-    are reduced once at the end, so the loop costs what a hand-written one does."""
+    Per-step results stay on the device (each step's loss, its count of right answers) and are
+    reduced once at the end, so the loop costs what a hand-written one does."""
     state.net.train()
-    device, shard = split.inputs.device, state.shard
+    feed, shard = state.feed, state.shard
+    device = feed.device
     order, batch = epoch_order(len(split), hp.batch_size, generator, shard)
-    batches = shard_batches(order.to(device), batch, shard)
+    batches = shard_batches(order.to(split.rows.device), batch, shard)
     step_losses = torch.empty(len(batches), device=device)
-    predicted: list[torch.Tensor] = []  # each step's predicted classes, compared once at the end
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     first_step, diagnostics = state.step, {}
     precision = autocast(hp, device)
     started = time.perf_counter()
     progress = state.progress
     progress.done, progress.total = 0, len(batches)
-    for i, index in enumerate(batches):
-        if state.should_stop():
-            raise JobCancelled(f"stopped in epoch {epoch}, before step {state.step + 1}")
+    steps = feed.batches(split, batches, augment=state.augment, channels_last=hp.channels_last)
+    for i, (inputs, targets) in enumerate(steps):
+        stop_if_asked(state, epoch, "before")
         progress.done = i
-        inputs, targets = split.inputs[index], split.targets[index]
-        if state.augment is not None:
-            inputs = state.augment(inputs)
-        if hp.channels_last and inputs.dim() == 4:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
         with precision:
             logits = state.forward(inputs)
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=hp.label_smoothing)
+        stop_if_asked(state, epoch, "during")  # a long step: before its backward pass too
         state.optimizer.zero_grad(set_to_none=True)
         backward_and_clip(state, loss, hp.grad_clip_norm)
         if i == len(batches) - 1:
             diagnostics = epoch_diagnostics(state, hp, epoch)
         step_optimizer(state)
         step_losses[i] = loss.detach()
-        predicted.append(logits.detach().argmax(dim=1))
+        correct += (logits.detach().argmax(dim=1) == targets).sum()
     progress.done = len(batches)
     elapsed = time.perf_counter() - started
-    mine = torch.cat(batches)
-    correct = (torch.cat(predicted) == split.targets[mine]).sum()
     if shard.world > 1:  # every rank's share of each step, summed: the whole minibatch's
         dist.all_reduce(step_losses)
         step_losses /= shard.world
@@ -194,21 +192,16 @@ def epoch_diagnostics(state: TrainState, hp: Hyperparameters, epoch: int) -> Met
 
 
 @torch.inference_mode()
-def evaluate(net: nn.Module, split: Split) -> Evaluation:
+def evaluate(net: nn.Module, split: Split, feed: Feed, *, batch_size: int) -> Evaluation:
     """Mean loss and accuracy on `split` in eval mode (dropout off, BatchNorm running stats)."""
     net.eval()
-    loss_sum, correct = 0.0, 0
-    for begin in range(0, len(split), EVAL_BATCH_SIZE):
-        inputs = split.inputs[begin : begin + EVAL_BATCH_SIZE]
-        targets = split.targets[begin : begin + EVAL_BATCH_SIZE]
+    loss_sum = torch.zeros((), dtype=torch.float64, device=feed.device)
+    correct = torch.zeros((), dtype=torch.int64, device=feed.device)
+    for inputs, targets in feed.batches(split, in_order(len(split), batch_size)):
         logits = net(inputs)
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
-        correct += int((logits.argmax(dim=1) == targets).sum().item())
-    return Evaluation(loss=loss_sum / len(split), accuracy=correct / len(split))
-
-
-def to_device(split: Split, device: torch.device) -> Split:
-    return Split(inputs=split.inputs.to(device), targets=split.targets.to(device))
+        loss_sum += F.cross_entropy(logits.float(), targets, reduction="sum")
+        correct += (logits.argmax(dim=1) == targets).sum()
+    return Evaluation(loss=loss_sum.item() / len(split), accuracy=correct.item() / len(split))
 
 
 def new_state(
@@ -219,6 +212,7 @@ def new_state(
     train_size: int,
     warmstart: Warmstart | None = None,
     shard: Shard = SINGLE,
+    feed: Feed | None = None,
 ) -> TrainState:
     hp = spec.hyperparameters
     net = build_network(spec, data)
@@ -239,7 +233,7 @@ def new_state(
         forward = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    return TrainState(
+    state = TrainState(
         net=net,
         forward=torch.compile(forward) if hp.compile else forward,
         optimizer=optimizer,
@@ -249,7 +243,11 @@ def new_state(
         augment=batch_augmenter(hp.augmentation, data.preprocessing),
         shard=shard,
         order=torch.Generator().manual_seed(hp.seed),
+        feed=feed or Feed(device=device),
     )
+    if not hp.compile:  # a compiled graph would break at every hook
+        stop_between_layers(net, state)
+    return state
 
 
 def prepare_data(spec: JobCreate, data_dir: Path) -> PreparedData:
@@ -264,12 +262,23 @@ def prepare_data(spec: JobCreate, data_dir: Path) -> PreparedData:
     )
 
 
+def load_data(
+    spec: JobCreate, data_dir: Path, device: torch.device, plan: DataPlan
+) -> tuple[PreparedData, Feed]:
+    """The job's splits, placed as the plan says (resident on the device, or streamed)."""
+    data = prepare_data(spec, data_dir)
+    feed = plan_feed(data, device, plan)
+    log.info("data: %s, %.1f MB raw", feed.mode, data.raw_bytes / 2**20)
+    return place(data, feed), feed
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """A finished training run: its state and why it stopped."""
+    """A finished training run: its state, why it stopped, and its evaluation batch size."""
 
     state: TrainState
     stopper: EarlyStopper
+    eval_batch: int
 
 
 def run_training(
@@ -286,28 +295,33 @@ def run_training(
     should_stop: Callable[[], bool] = lambda: False,
     resume: dict[str, Any] | None = None,
     progress: StepProgress | None = None,
+    feed: Feed | None = None,
 ) -> Outcome:
     """Train a fresh net on `train` (or go on from `resume`, a checkpoint payload of an earlier
-    attempt), evaluating on `val` each epoch (when given).
+    attempt), evaluating on `val` each epoch (when given). The splits are where `feed` reads
+    them (see `load_data`); by default resident on `device`.
 
     With several ranks only the leader reports and checkpoints, and it decides early stopping
     for all (each rank's BatchNorm buffers may differ slightly, and with them its val score)."""
     hp = spec.hyperparameters
     torch.manual_seed(hp.seed)  # the same initial weights on every rank
-    state = new_state(spec, data, device, train_size=len(train), warmstart=warmstart, shard=shard)
+    feed = feed or Feed(device=device)
+    state = new_state(
+        spec, data, device, train_size=len(train), warmstart=warmstart, shard=shard, feed=feed
+    )
     state.should_stop = should_stop
     if progress is not None:
         state.progress = progress
     if shard.rank:  # but each rank its own augmentation draws
         torch.manual_seed(hp.seed + shard.rank)
-    train = to_device(train, device)
-    val = to_device(val, device) if val is not None and len(val) else None
+    val = val if val is not None and len(val) else None
+    eval_batch = eval_batch_size(data.preprocessing, hp.batch_size)
     stopper = EarlyStopper(hp)
     first = restore(state, stopper, resume, device) if resume is not None else 1
     for epoch in range(first, hp.epochs + 1):
         metrics = train_epoch(state, train, hp=hp, generator=state.order, epoch=epoch)
         if val is not None:
-            held_out = evaluate(state.net, val)
+            held_out = evaluate(state.net, val, feed, batch_size=eval_batch)
             metrics[("val", "loss")], metrics[("val", "acc")] = held_out.loss, held_out.accuracy
         epoch_report = EpochReport(epoch=epoch, step=state.step, metrics=metrics)
         state.history.append(epoch_report)
@@ -319,7 +333,7 @@ def run_training(
         if leader_decides(stop, shard, device):
             log.info("early stop after epoch %d: best epoch %d", epoch, stopper.best_epoch)
             break
-    return Outcome(state=state, stopper=stopper)
+    return Outcome(state=state, stopper=stopper, eval_batch=eval_batch)
 
 
 def leader_decides(decision: bool, shard: Shard, device: torch.device) -> bool:
@@ -340,13 +354,16 @@ def fit(
     warmstart: Warmstart | None = None,
     shard: Shard = SINGLE,
     resume: dict[str, Any] | None = None,
+    plan: DataPlan | None = None,
 ) -> dict[str, Any]:
     """Train `spec` on `device` with datasets under `data_dir` (from `warmstart`'s weights when
     fine-tuning; from `resume`, an earlier attempt's checkpoint, when it was interrupted), as rank
-    `shard.rank` of `shard.world` data-parallel processes; returns the job's result."""
+    `shard.rank` of `shard.world` data-parallel processes; returns the job's result.
+
+    `plan` bounds the raw bytes held on the device (the rest streams from disk)."""
     callbacks = callbacks or Callbacks()
     autocast(spec.hyperparameters, device)  # refuse an impossible precision before any work
-    data = prepare_data(spec, data_dir)
+    data, feed = load_data(spec, data_dir, device, plan or DataPlan())
     outcome = run_training(
         spec,
         data,
@@ -360,15 +377,16 @@ def fit(
         should_stop=callbacks.should_stop,
         resume=resume,
         progress=callbacks.progress,
+        feed=feed,
     )
-    return summarise(outcome, data, device)
+    return summarise(outcome, data)
 
 
-def summarise(outcome: Outcome, data: PreparedData, device: torch.device) -> dict[str, Any]:
+def summarise(outcome: Outcome, data: PreparedData) -> dict[str, Any]:
     """Train error beside generalisation (test) error, and what the model needs to serve."""
     state, stopper = outcome.state, outcome.stopper
     final = state.history[-1].metrics
-    test = evaluate(state.net, to_device(data.test, device))
+    test = evaluate(state.net, data.test, state.feed, batch_size=outcome.eval_batch)
     return {
         "epochs": len(state.history),
         "steps": state.step,
@@ -387,4 +405,5 @@ def summarise(outcome: Outcome, data: PreparedData, device: torch.device) -> dic
         "class_names": list(data.class_names),
         "preprocessing": data.preprocessing.to_dict(),
         "splits": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "data": state.feed.describe(data),
     }

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from core.datasets import Split
 from core.schemas import JobCreate, KFold
-from worker.engine import autocast, prepare_data, run_training, summarise
+from worker.batches import DataPlan
+from worker.engine import autocast, load_data, run_training, summarise
 from worker.training_state import Callbacks, EpochReport
 
 
@@ -22,17 +22,6 @@ def fold_indices(count: int, *, k: int, seed: int) -> list[torch.Tensor]:
     """k disjoint index sets covering range(count), from a seeded shuffle."""
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     return list(order.tensor_split(k))
-
-
-def subset(split: Split, indices: torch.Tensor) -> Split:
-    return Split(inputs=split.inputs[indices], targets=split.targets[indices])
-
-
-def pooled(first: Split, second: Split) -> Split:
-    return Split(
-        inputs=torch.cat([first.inputs, second.inputs]),
-        targets=torch.cat([first.targets, second.targets]),
-    )
 
 
 class ProgressCounter:
@@ -84,14 +73,21 @@ def candidate_summary(index: int, label: str, folds: list[dict[str, Any]]) -> di
 
 
 def cross_validate(
-    spec: JobCreate, *, device: torch.device, data_dir: Any, callbacks: Callbacks | None = None
+    spec: JobCreate,
+    *,
+    device: torch.device,
+    data_dir: Any,
+    callbacks: Callbacks | None = None,
+    plan: DataPlan | None = None,
 ) -> dict[str, Any]:
-    """Run the k-fold job `spec`; the result names the winner and its test error."""
+    """Run the k-fold job `spec`; the result names the winner and its test error.
+
+    Folds are sets of rows of the same samples: no fold copies any data."""
     callbacks = callbacks or Callbacks()
     settings = spec.kfold or KFold()
     autocast(spec.hyperparameters, device)
-    data = prepare_data(spec, data_dir)
-    pool = pooled(data.train, data.val)
+    data, feed = load_data(spec, data_dir, device, plan or DataPlan())
+    pool = data.train.joined(data.val)
     folds = fold_indices(len(pool), k=settings.k, seed=spec.dataset.split_seed)
     counter = ProgressCounter(callbacks)
     candidates = []
@@ -103,11 +99,12 @@ def cross_validate(
             outcome = run_training(
                 candidate,
                 data,
-                train=subset(pool, kept),
-                val=subset(pool, held_out),
+                train=pool.subset(kept),
+                val=pool.subset(held_out),
                 device=device,
                 report=counter.reporter(f"c{index}/f{fold}"),
                 should_stop=callbacks.should_stop,
+                feed=feed,
             )
             rows.append(fold_summary(fold, outcome.state.history))
         candidates.append(candidate_summary(index, label, rows))
@@ -121,9 +118,10 @@ def cross_validate(
         report=counter.reporter(None),
         checkpoint=callbacks.on_checkpoint,
         should_stop=callbacks.should_stop,
+        feed=feed,
     )
     return {
-        **summarise(final, data, device),
+        **summarise(final, data),
         "kind": "kfold",
         "k": settings.k,
         "select_by": settings.select_by,

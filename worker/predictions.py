@@ -27,7 +27,8 @@ from worker.training_state import JobCancelled, StepProgress
 
 @dataclass(frozen=True)
 class Samples:
-    """The split to predict: raw inputs, their dataset row numbers and their labels (if any)."""
+    """The split to predict: its dataset row numbers, every raw sample of the dataset (read a
+    batch of rows at a time, never copied whole), and the split's labels (if any)."""
 
     indices: torch.Tensor
     inputs: torch.Tensor
@@ -52,7 +53,7 @@ def load_samples(spec: PredictJobCreate, data_dir: Path) -> Samples:
         )
         indices = {"train": train, "val": val, "test": test}[dataset.split]
     targets = raw.targets[indices] if len(raw.targets) == len(raw.inputs) else None
-    return Samples(indices, raw.inputs[indices], targets, info.class_names)
+    return Samples(indices, raw.inputs, targets, info.class_names)
 
 
 def predict_rows(
@@ -73,7 +74,7 @@ def predict_rows(
     for start in range(0, len(samples.indices), batch_size):
         if should_stop():
             raise JobCancelled(f"stopped after {start} of {len(samples.indices)} samples")
-        raw = samples.inputs[start : start + batch_size]
+        raw = samples.inputs[samples.indices[start : start + batch_size]]
         outputs = run_forward(loaded, raw)
         response = respond(loaded, model_id, outputs, top_k=top_k)
         for offset, prediction in enumerate(response.predictions):

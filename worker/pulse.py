@@ -14,6 +14,7 @@ from types import TracebackType
 
 from core import queries
 from core.db import Database
+from worker.oom import reset_peak, resident_memory
 from worker.training_state import StepProgress
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Pulse:
         self._thread = threading.Thread(target=self._run, name=f"pulse-{job_id}", daemon=True)
 
     def __enter__(self) -> Pulse:
+        reset_peak()  # each beat records the memory this job's process holds, and its peak
         self._thread.start()
         return self
 
@@ -56,6 +58,7 @@ class Pulse:
 
     def _run(self) -> None:
         while not self._done.wait(self.period):
+            memory = resident_memory() or (None, None)
             try:
                 with self.db.transaction() as session:
                     cancel, requeue = queries.beat(
@@ -63,6 +66,8 @@ class Pulse:
                         job_id=self.job_id,
                         step=self.progress.done,
                         epoch_steps=self.progress.total,
+                        rss_bytes=memory[0],
+                        peak_rss_bytes=memory[1],
                     )
                 if requeue and not cancel:  # a cancel outranks going back to the queue
                     self.requeue.set()

@@ -27,15 +27,14 @@ from core.datasets import PreparedData, Split, get_dataset, prepare
 from core.hyperparameters import Hyperparameters
 from core.schemas import JobCreate
 from worker.attention_pooling import fit_attention_pooling
+from worker.batches import in_order
 from worker.checkpoints import checkpoint_payload
 from worker.diagnostics import check_finite
 from worker.engine import (
-    EVAL_BATCH_SIZE,
     backward_and_clip,
     build_network,
     epoch_diagnostics,
     step_optimizer,
-    to_device,
 )
 from worker.optim import build_optimizer, build_scheduler
 from worker.training_state import (
@@ -46,6 +45,8 @@ from worker.training_state import (
     MetricValues,
     TrainState,
 )
+
+EVAL_ROWS = 1024  # rows of features evaluated at once
 
 
 def fit_regression(
@@ -84,9 +85,10 @@ def mean_squared_error(net: nn.Module, split: Split) -> float:
     """MSE of the net's one output against the targets, in eval mode."""
     net.eval()
     total = 0.0
-    for begin in range(0, len(split), EVAL_BATCH_SIZE):
-        predictions = net(split.inputs[begin : begin + EVAL_BATCH_SIZE]).squeeze(-1)
-        targets = split.targets[begin : begin + EVAL_BATCH_SIZE]
+    for batch in in_order(len(split), EVAL_ROWS):
+        positions = batch.to(split.rows.device)
+        predictions = net(split.batch_inputs(positions)).squeeze(-1)
+        targets = split.labels[split.rows[positions]]
         total += F.mse_loss(predictions, targets, reduction="sum").item()
     return total / len(split)
 
@@ -96,14 +98,14 @@ def train_epoch(
 ) -> MetricValues:
     """One pass over `split` in a seeded random order, minibatch SGD on the mean squared error."""
     state.net.train()
-    order = torch.randperm(len(split), generator=generator).to(split.inputs.device)
+    order = torch.randperm(len(split), generator=generator).to(split.rows.device)
     starts = range(0, len(order), hp.batch_size)
-    step_losses = torch.empty(len(starts), device=split.inputs.device)
+    step_losses = torch.empty(len(starts), device=split.rows.device)
     first_step, diagnostics = state.step, {}
     for i, begin in enumerate(starts):
         index = order[begin : begin + hp.batch_size]
-        predictions = state.forward(split.inputs[index]).squeeze(-1)
-        loss = F.mse_loss(predictions, split.targets[index])
+        predictions = state.forward(split.batch_inputs(index)).squeeze(-1)
+        loss = F.mse_loss(predictions, split.labels[split.rows[index]])
         state.optimizer.zero_grad(set_to_none=True)
         backward_and_clip(state, loss, hp.grad_clip_norm)
         if i == len(starts) - 1:
@@ -138,8 +140,9 @@ def fit_net(
     hp = spec.hyperparameters
     torch.manual_seed(hp.seed)
     state = new_regression_state(spec, data, device)
-    train, test = to_device(data.train, device), to_device(data.test, device)
-    val = to_device(data.val, device) if len(data.val) else None
+    placed = data.to(device)  # rows of features: small, always resident
+    train, test = placed.train, placed.test
+    val = placed.val if len(placed.val) else None
     stopper = EarlyStopper(hp)
     for epoch in range(1, hp.epochs + 1):
         if callbacks.should_stop():
@@ -164,7 +167,7 @@ def fit_net(
         "steps": state.step,
         "train_loss": final[("train", "loss")],
         "val_loss": final.get(("val", "loss")),
-        "test_loss": mean_squared_error(state.net, to_device(data.test, device)),
+        "test_loss": mean_squared_error(state.net, test),
         "stopped_early": stopper.stopped,
         "best_epoch": stopper.best_epoch or None,
         "warnings": state.warnings,

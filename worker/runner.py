@@ -28,10 +28,12 @@ from core.references import resolve_references
 from core.schemas import FINISHED_STATUSES, JobCreate
 from core.tables import Job, Model, utcnow
 from worker import devices, distributed
+from worker.batches import DataPlan
 from worker.checkpoints import resumable
 from worker.engine import fit
 from worker.finetune import Warmstart
 from worker.kfold import cross_validate
+from worker.oom import memory_failure
 from worker.predictions import run_predictions
 from worker.pulse import Pulse, beat_period
 from worker.regression import fit_regression
@@ -65,6 +67,7 @@ class JobRunner:
         job_time_limit_s: float = 86_400.0,
         on_job_end: Callable[[str], None] | None = None,
         send_again: Callable[[str, str, dict[str, Any]], None] | None = None,
+        data_plan: DataPlan | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
@@ -78,6 +81,8 @@ class JobRunner:
         self.on_job_end = on_job_end
         # Publishes (job id, queue, params) again: a job stopped for a warm shutdown goes back.
         self.send_again = send_again
+        # How much of a dataset may stay on the training device (the rest streams from disk).
+        self.data_plan = data_plan or DataPlan()
 
     def run(self, job_id: str) -> None:
         """Train the job, recording progress, checkpoints and the outcome; then `on_job_end`."""
@@ -136,7 +141,8 @@ class JobRunner:
                 return
             except Exception as error:  # the job fails; the worker lives on
                 log.exception("job %s failed", job_id)
-                self._finish(job_id, "failed", f"{type(error).__name__}: {error}")
+                message = memory_failure(error) or f"{type(error).__name__}: {error}"
+                self._finish(job_id, "failed", message)
                 return
             self._succeed(job_id, spec, result)
 
@@ -176,7 +182,10 @@ class JobRunner:
             callbacks.progress = progress
         callbacks.on_epoch = pruning(self.db, job_id, callbacks.on_epoch)  # a sweep's trial
         if spec.kind == "kfold":
-            return cross_validate(spec, device=device, data_dir=self.data_dir, callbacks=callbacks)
+            plan = self.data_plan
+            return cross_validate(
+                spec, device=device, data_dir=self.data_dir, callbacks=callbacks, plan=plan
+            )
         if get_dataset(spec.dataset.name, root=self.data_dir).task == "regression":
             return fit_regression(spec, device=device, data_dir=self.data_dir, callbacks=callbacks)
         processes = devices.data_parallel_size(spec.device)
@@ -211,6 +220,7 @@ class JobRunner:
             warmstart=warmstart,
             shard=shard,
             resume=resume,
+            plan=self.data_plan,
         )
         if resume is not None:
             result["resumed_after_epoch"] = resume["epoch"]

@@ -12,6 +12,7 @@ from torch import nn
 
 from core.hyperparameters import Hyperparameters
 from worker.augment import BatchTransform
+from worker.batches import Feed
 
 MetricValues = dict[tuple[str, str], float]
 
@@ -94,6 +95,29 @@ class TrainState:
     order: torch.Generator = field(default_factory=torch.Generator)  # each epoch's shuffle
     should_stop: Callable[[], bool] = lambda: False
     progress: StepProgress = field(default_factory=StepProgress)
+    feed: Feed = field(default_factory=lambda: Feed(device=torch.device("cpu")))
+
+
+def stop_if_asked(state: TrainState, epoch: int, where: str) -> None:
+    """End training with JobCancelled when the job was cancelled or ran out of time."""
+    if state.should_stop():
+        raise JobCancelled(f"stopped in epoch {epoch}, {where} step {state.step + 1}")
+
+
+def stop_between_layers(net: nn.Module, state: TrainState) -> None:
+    """Let a cancel (or the time limit) stop a forward pass between two layers.
+
+    One step of a large net on a large input can take minutes on a CPU; asked only between
+    steps, a cancel would wait for it. The check is a flag and a clock (`should_stop`), about a
+    microsecond per layer."""
+
+    def check(module: nn.Module, inputs: Any) -> None:
+        if state.should_stop():
+            raise JobCancelled(f"stopped during step {state.step + 1}")
+
+    for module in net.modules():
+        if next(module.children(), None) is None:  # a leaf: a layer that computes
+            module.register_forward_pre_hook(check)
 
 
 class EarlyStopper:

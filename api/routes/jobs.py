@@ -16,10 +16,11 @@ from api.errors import rules
 from api.params import BareMetric, JobId, MetricNames, NameFilter
 from api.submission import SubmissionRoute
 from core import queries, sweep_queries
+from core.admission import check_fits_a_worker
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, UnavailableError
 from core.finetune import check_compatible
-from core.memory import check_fits_a_worker
+from core.memory import data_footprint
 from core.metric_queries import parse_metric_names, read_metrics
 from core.model_size import check_model_size
 from core.names import NAME_PATTERN
@@ -68,6 +69,8 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
         finished_at=job.finished_at,
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
+        rss_bytes=job.rss_bytes,
+        peak_rss_bytes=job.peak_rss_bytes,
         book=compare(job.params, job.result),
     )
 
@@ -94,14 +97,13 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
             raise InvalidInputError(f"model: {error}") from None
     info = get_dataset(spec.dataset.name, root=root)
     check_model_size(spec, info, max_parameters=settings.max_model_parameters)
-    if spec.wants_gpu:
-        check_fits_a_worker(spec, info, queries.list_workers(session))
+    footprint = data_footprint(info.raw_bytes(root), settings)
+    check_fits_a_worker(spec, info, queries.list_workers(session), data=footprint)
     if not sources:
         return
-    in_channels = get_dataset(spec.dataset.name, root=root).in_channels
     for source in sources:
         try:
-            check_compatible(source.spec, source.weights, in_channels=in_channels)
+            check_compatible(source.spec, source.weights, in_channels=info.in_channels)
         except InvalidInputError as error:
             if source.where == BASE_SOURCE:
                 raise
@@ -155,7 +157,8 @@ async def checked_submission(
         "a fine-tune's source is a succeeded job or an uploaded checkpoint of the same "
         "architecture and options; freeze prefixes name its parameters",
         "a predict job's model exists and fits the dataset's task and sample shape",
-        "a GPU job fits the GPU of a live worker",
+        "the job's memory (data, weights, optimiser, activations at its batch size) fits a "
+        "live worker's memory, or its GPU's for a GPU job",
         "no string anywhere in the body holds a NUL (\\u0000)",
     ),
 )

@@ -9,6 +9,8 @@ import torch
 
 from core.datasets.registry import DatasetInfo, RawData, register_dataset
 
+DIGITS_COUNT = 1797
+
 
 @cache
 def load_digits_raw(root: Path | None = None) -> RawData:
@@ -33,5 +35,7 @@ register_dataset(
         class_names=tuple(str(digit) for digit in range(10)),
         raw_scale=1 / 16,
         loader=load_digits_raw,
+        count=lambda root: DIGITS_COUNT,
+        raw_itemsize=4,  # float32 grey levels
     )
 )

@@ -1,6 +1,11 @@
 """Named datasets, their deterministic splits, and the preprocessing fitted on the train split.
 
-Small datasets are held as tensors, preprocessed once, instead of decoded per item each epoch.
+A dataset stays in its compact raw form (uint8 images at their stored size, a CSV's float rows),
+often memory-mapped from disk; a split is a set of rows of it, and each minibatch is made into
+network inputs when it is needed (`Split.batch_inputs`), on the training device. So the memory a
+job's data takes is about its raw bytes plus one batch at network size, whatever the network's
+input size.
+
 Built-in datasets register by import; uploaded ones are resolved lazily from their `meta.json`
 under the datasets directory, so the API and the worker (which share only that directory and the
 database) see the same dataset without a registration step.
@@ -10,23 +15,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from core.preprocessing import (
+    ChannelMoments,
     Preprocessing,
     apply,
-    channel_stats,
-    feature_stats,
     tabular_preprocessing,
     to_network_scale,
 )
 
 UPLOAD_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 RAW_CACHE_SIZE = 4  # datasets kept decoded per process (MNIST's 70,000 images are 55 MB)
+# The train split's normalisation statistics are taken over at most this many bytes of inputs
+# at network size (a seeded sample of rows beyond it), a chunk at a time.
+STATS_MAX_BYTES = 256 * 2**20
+STATS_CHUNK_BYTES = 32 * 2**20
 
 
 class UnknownDatasetError(ValueError):
@@ -70,6 +78,23 @@ class DatasetInfo:
     # Tabular only: standardise each feature with the train split's mean and std (uploaded CSVs,
     # whose columns come in any units); the course's synthetic data are used as generated.
     standardize: bool = False
+    # How many samples there are, read without loading them (a file's header, an upload's
+    # meta.json), and the bytes of one raw value: what a job's memory estimate counts.
+    count: Callable[[Path], int] | None = None
+    raw_itemsize: int = 1  # uint8 images; 4 for float rows and float images
+
+    def raw_bytes(self, root: Path) -> int | None:
+        """Bytes of every raw sample of the dataset, or None when its size is unknown (or its
+        files are not there yet: a worker will download them)."""
+        if self.count is None:
+            return None
+        per_sample = self.raw_itemsize
+        for side in self.raw_shape:
+            per_sample *= side
+        try:
+            return self.count(root) * per_sample
+        except OSError:
+            return None
 
     @property
     def num_classes(self) -> int:
@@ -84,18 +109,55 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class Split:
-    """One split, preprocessed: network inputs and their labels."""
+    """One split: rows of the dataset's raw samples, made into network inputs a batch at a time.
 
-    inputs: torch.Tensor
-    targets: torch.Tensor
+    `samples` and `labels` are the whole dataset's (shared by its splits, never copied per
+    split); `rows` are this split's. Positions index the split (0..len-1)."""
+
+    samples: torch.Tensor  # (N, *raw_shape), compact; on the training device when resident
+    labels: torch.Tensor  # (N,) class indices, or float targets of a regression
+    rows: torch.Tensor  # int64 rows of `samples` in this split
+    preprocessing: Preprocessing
 
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self.rows)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """The split's labels (or targets), in its order."""
+        return self.labels[self.rows]
+
+    def raw(self, positions: torch.Tensor) -> torch.Tensor:
+        """The raw samples at `positions`, as stored."""
+        return self.samples[self.rows[positions]]
+
+    def batch_inputs(
+        self,
+        positions: torch.Tensor,
+        *,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Network inputs of the samples at `positions`, made where the samples are."""
+        return apply(self.preprocessing, self.raw(positions), augment=augment)
+
+    def network_inputs(self) -> torch.Tensor:
+        """The whole split at network size: for the small tabular sets of regression only."""
+        return apply(self.preprocessing, self.samples[self.rows])
+
+    def subset(self, positions: torch.Tensor) -> Split:
+        """The samples at `positions` (a fold of k-fold cross-validation): no data is copied."""
+        return replace(self, rows=self.rows[positions.to(self.rows.device)])
+
+    def joined(self, other: Split) -> Split:
+        """This split's rows followed by `other`'s (train and validation pooled)."""
+        if other.samples is not self.samples:
+            raise ValueError("only splits of the same samples can be joined")
+        return replace(self, rows=torch.cat([self.rows, other.rows]))
 
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Train/validation/test splits and the preprocessing that produced them."""
+    """Train/validation/test splits of one dataset's raw samples and their preprocessing."""
 
     train: Split
     val: Split
@@ -104,6 +166,22 @@ class PreparedData:
     class_names: tuple[str, ...]
     test_indices: torch.Tensor
     task: str = "classification"  # or "regression": what the served model answers
+
+    @property
+    def raw_bytes(self) -> int:
+        """Bytes of the raw samples every split shares: what keeping them resident costs."""
+        samples = self.train.samples
+        return samples.numel() * samples.element_size()
+
+    def to(self, device: torch.device) -> PreparedData:
+        """The same splits with the shared samples moved to `device` once (resident data)."""
+        samples = self.train.samples.to(device)
+        labels = self.train.labels.to(device)
+
+        def moved(split: Split) -> Split:
+            return replace(split, samples=samples, labels=labels, rows=split.rows.to(device))
+
+        return replace(self, train=moved(self.train), val=moved(self.val), test=moved(self.test))
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
@@ -241,25 +319,43 @@ def prepare(
     test_fraction: float,
     seed: int,
 ) -> PreparedData:
-    """Load, split and preprocess a dataset; normalisation statistics come from train alone.
+    """Load and split a dataset, and fit its preprocessing on the train split alone.
 
-    For a tabular dataset `input_size` is how many of its features (from the first) the net
-    takes; its rows are used as they are (see `core.preprocessing.tabular_preprocessing`)."""
+    Nothing is made at network size here: the splits are rows of the raw samples. For a
+    tabular dataset `input_size` is how many of its features (from the first) the net takes;
+    its rows are used as they are (see `core.preprocessing.tabular_preprocessing`)."""
     info = get_dataset(name, root=root)
     raw = load_raw(name, root=root)
     train_idx, val_idx, test_idx = dataset_splits(
         raw, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
     )
     if info.tabular:
-        mean, std = feature_stats(raw.inputs[train_idx]) if info.standardize else ((0.0,), (1.0,))
+        mean: tuple[float, ...] = (0.0,)
+        std: tuple[float, ...] = (1.0,)
+        if info.standardize:  # every feature, as the rows store them
+            mean, std = train_moments(raw.inputs, train_idx, lambda rows: rows, seed=seed)
         prep = tabular_preprocessing(
             info.raw_shape, input_size=input_size, scale=info.raw_scale, mean=mean, std=std
         )
     else:
-        prep = _image_preprocessing(info, raw.inputs[train_idx], input_size=input_size)
 
-    def split(indices: torch.Tensor) -> Split:
-        return Split(inputs=apply(prep, raw.inputs[indices]), targets=raw.targets[indices])
+        def network_scale(chunk: torch.Tensor) -> torch.Tensor:
+            return to_network_scale(
+                chunk, in_channels=info.in_channels, input_size=input_size, scale=info.raw_scale
+            )
+
+        mean, std = train_moments(raw.inputs, train_idx, network_scale, seed=seed)
+        prep = Preprocessing(
+            raw_shape=info.raw_shape,
+            in_channels=info.in_channels,
+            input_size=input_size,
+            scale=info.raw_scale,
+            mean=mean,
+            std=std,
+        )
+
+    def split(rows: torch.Tensor) -> Split:
+        return Split(samples=raw.inputs, labels=raw.targets, rows=rows, preprocessing=prep)
 
     return PreparedData(
         train=split(train_idx),
@@ -272,22 +368,31 @@ def prepare(
     )
 
 
-def _image_preprocessing(
-    info: DatasetInfo, raw_train: torch.Tensor, *, input_size: int
-) -> Preprocessing:
-    """Scale and resize, then normalise with the train split's per-channel mean and std."""
-    scaled_train = to_network_scale(
-        raw_train,
-        in_channels=info.in_channels,
-        input_size=input_size,
-        scale=info.raw_scale,
-    )
-    mean, std = channel_stats(scaled_train)
-    return Preprocessing(
-        raw_shape=info.raw_shape,
-        in_channels=info.in_channels,
-        input_size=input_size,
-        scale=info.raw_scale,
-        mean=mean,
-        std=std,
-    )
+def train_moments(
+    samples: torch.Tensor,
+    rows: torch.Tensor,
+    make: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    seed: int,
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (images) or per-feature (rows) mean and std of the train samples as the net
+    sees them before normalisation (`make`: scaled and resized), a chunk at a time.
+
+    All train rows when they come to at most `STATS_MAX_BYTES` at that size (Fashion-MNIST at
+    28x28: all 60,000), else a seeded sample of that many: resizing all 60,000 images to
+    224x224 would take about 90 s on 2 cores, and a sample of 1,300 gives the same statistics
+    to about 1%."""
+    probe = make(samples[rows[:1]])
+    per_row = max(1, probe[:1].numel() * 4)
+    chosen = rows
+    most = max(2, STATS_MAX_BYTES // per_row)
+    if len(rows) > most:
+        pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:most]
+        chosen = rows[pick]
+    chosen = chosen.sort().values  # storage order: sequential reads of a memory map
+    chunk_rows = max(1, STATS_CHUNK_BYTES // per_row)
+    moments = ChannelMoments()
+    for begin in range(0, len(chosen), chunk_rows):
+        chunk = make(samples[chosen[begin : begin + chunk_rows]]).to(torch.float32)
+        moments.add(chunk[:, :, None, None] if chunk.dim() == 2 else chunk)
+    return moments.stats()

@@ -98,7 +98,9 @@ def kernel_regression(seed: int = KERNEL_SEED) -> RawData:
     )
 
 
-def _register(name: str, description: str, features: int, generate: Callable[[], RawData]) -> None:
+def _register(
+    name: str, description: str, features: int, generate: Callable[[], RawData], count: int
+) -> None:
     register_dataset(
         DatasetInfo(
             name=name,
@@ -110,6 +112,8 @@ def _register(name: str, description: str, features: int, generate: Callable[[],
             loader=lambda root: generate(),  # generated, not read: `root` is unused
             source="synthetic",
             task="regression",
+            count=lambda root: count,
+            raw_itemsize=4,
         )
     )
 
@@ -121,6 +125,7 @@ _register(
     "(model.input_size = features used: 2 underfit, 4 fit, 20 overfit)",
     POLY_MAX_DEGREE,
     poly_regression,
+    POLY_N_TRAIN + POLY_N_TEST,
 )
 _register(
     "linear_highdim",
@@ -129,6 +134,7 @@ _register(
     "test rows",
     HIGHDIM_FEATURES,
     linear_highdim,
+    HIGHDIM_N_TRAIN + HIGHDIM_N_TEST,
 )
 _register(
     "kernel_regression",
@@ -136,4 +142,5 @@ _register(
     f"noise {KERNEL_NOISE}; test x = 0, 0.1, ..., 4.9 with noiseless targets",
     1,
     kernel_regression,
+    KERNEL_N_TRAIN + round(KERNEL_X_MAX / KERNEL_TEST_STEP),
 )

@@ -54,5 +54,6 @@ register_dataset(
         raw_scale=1 / 255,
         loader=load_fake_images,
         source="synthetic",
+        count=lambda root: FAKE_COUNT,
     )
 )

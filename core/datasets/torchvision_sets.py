@@ -5,6 +5,8 @@ Files live under the datasets directory in torchvision's layout (`MNIST/raw/...`
 runs when the `download_datasets` setting is on; otherwise they are read from disk, and a job
 that names a dataset whose files are absent is refused at submission (see `check_available`).
 Each keeps its own test split; validation is drawn from the train split with the job's seed.
+The first read converts them once into the compact, memory-mapped form of `core.datasets.compact`
+(uint8 arrays), which every later job on the machine maps instead of parsing the files again.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import gzip
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 
+from core.datasets.compact import cached_compact
+from core.datasets.idx import idx_count
 from core.datasets.registry import DatasetInfo, RawData, register_dataset
 
 MNIST_FILES = (
@@ -27,6 +33,7 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_COUNT = 60_000
 CIFAR10_FILES = (
     *(name for name, _ in CIFAR10.train_list),
     *(name for name, _ in CIFAR10.test_list),
@@ -72,28 +79,48 @@ def gunzip_missing(paths: tuple[Path, ...]) -> None:
             partial.unlink(missing_ok=True)
 
 
+Arrays = tuple[np.ndarray, np.ndarray, dict[str, object]]
+
+
 def load_mnist_family(dataset_class: type[MNIST], root: Path) -> RawData:
-    """Train then test images (N, 28, 28) uint8, with the test split's start recorded."""
-    gunzip_missing(tuple(root / dataset_class.__name__ / "raw" / name for name in MNIST_FILES))
-    train = dataset_class(str(root), train=True, download=False)
-    test = dataset_class(str(root), train=False, download=False)
-    return RawData(
-        inputs=torch.cat([train.data, test.data]),
-        targets=torch.cat([train.targets, test.targets]).to(torch.int64),
-        test_from=len(train.targets),
-    )
+    """Train then test images (N, 28, 28) uint8, memory-mapped, with the test split's start."""
+    files = tuple(root / dataset_class.__name__ / "raw" / name for name in MNIST_FILES)
+    gunzip_missing(files)
+
+    def convert() -> Arrays:
+        train = dataset_class(str(root), train=True, download=False)
+        test = dataset_class(str(root), train=False, download=False)
+        images = torch.cat([train.data, test.data]).numpy()
+        labels = torch.cat([train.targets, test.targets]).to(torch.int64).numpy()
+        return images, labels, {"test_from": len(train.targets)}
+
+    return compact_raw(root, dataset_class.__name__, files, convert)
 
 
 def load_cifar10(root: Path) -> RawData:
     """Train then test images as (N, 3, 32, 32) uint8 (torchvision holds them NHWC)."""
-    parts = [LocalCIFAR10(str(root), train=train, download=False) for train in (True, False)]
-    images = [torch.from_numpy(part.data).permute(0, 3, 1, 2) for part in parts]
-    targets = [torch.tensor(part.targets, dtype=torch.int64) for part in parts]
-    return RawData(
-        inputs=torch.cat(images).contiguous(),
-        targets=torch.cat(targets),
-        test_from=len(targets[0]),
-    )
+    files = tuple(root / CIFAR10_FOLDER / name for name in CIFAR10_FILES)
+
+    def convert() -> Arrays:
+        parts = [LocalCIFAR10(str(root), train=train, download=False) for train in (True, False)]
+        images = np.concatenate([part.data.transpose(0, 3, 1, 2) for part in parts])
+        labels = np.concatenate([np.asarray(part.targets, dtype=np.int64) for part in parts])
+        return images, labels, {"test_from": len(parts[0].targets)}
+
+    return compact_raw(root, "cifar10", files, convert)
+
+
+def compact_raw(
+    root: Path, name: str, files: tuple[Path, ...], convert: Callable[[], Arrays]
+) -> RawData:
+    """The dataset from its compact copy (made from `files` by `convert` the first time)."""
+    samples, labels, info = cached_compact(root, name, files, convert)
+    return RawData(inputs=samples, targets=labels, test_from=int(str(info["test_from"])))
+
+
+def mnist_count(dataset_class: type[MNIST], root: Path) -> int:
+    raw = root / dataset_class.__name__ / "raw"
+    return idx_count(raw / MNIST_FILES[0]) + idx_count(raw / MNIST_FILES[2])
 
 
 def fetch_mnist_family(dataset_class: type[MNIST], root: Path) -> None:
@@ -120,6 +147,7 @@ def register_mnist_family(name: str, dataset_class: type[MNIST], description: st
             required_files=lambda root: tuple(root / folder / "raw" / f for f in MNIST_FILES),
             fetch=lambda root: fetch_mnist_family(dataset_class, root),
             accepts_gzip=True,
+            count=lambda root: mnist_count(dataset_class, root),
         )
     )
 
@@ -144,5 +172,6 @@ register_dataset(
         source="torchvision",
         required_files=lambda root: tuple(root / CIFAR10_FOLDER / f for f in CIFAR10_FILES),
         fetch=fetch_cifar10,
+        count=lambda root: CIFAR10_COUNT,
     )
 )

@@ -27,9 +27,10 @@ from typing import IO, Any
 import numpy as np
 
 from core.datasets.archives import COPY_CHUNK, UploadTooLargeError, extract_archive
+from core.datasets.compact import write_compact
 from core.datasets.csv_upload import Table, Task, read_csv
 from core.datasets.images import ImageDecodeError, decode_image, is_grey, open_image
-from core.datasets.stored import DATA_FILE, META_FILE, UPLOADS_FOLDER, upload_dir
+from core.datasets.stored import META_FILE, UPLOADS_FOLDER, upload_dir
 from core.errors import InvalidInputError
 from core.names import check_label
 
@@ -383,7 +384,7 @@ def receive_upload(
         received.unlink()
         if check_room is not None:
             check_room(x.nbytes + y.nbytes)
-        np.savez(staging / DATA_FILE, x=x, y=y)
+        write_compact(staging, x, y)  # memory-mappable: jobs never read it whole
         (staging / META_FILE).write_text(json.dumps(meta, indent=2))
         os.replace(staging, uploads / meta["id"])  # one rename: all of it appears at once
     except BaseException:

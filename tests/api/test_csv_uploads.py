@@ -89,11 +89,11 @@ def test_features_are_standardised_on_the_train_split_and_inference_applies_the_
         test_fraction=0.2,
         seed=0,
     )
-    assert data.train.inputs.mean(dim=0).abs().max() < 1e-5
-    assert (data.train.inputs.std(dim=0) - 1).abs().max() < 1e-5
+    assert data.train.network_inputs().mean(dim=0).abs().max() < 1e-5
+    assert (data.train.network_inputs().std(dim=0) - 1).abs().max() < 1e-5
     raw = load_raw(dataset_id, root=settings.datasets_dir)
     served = apply(data.preprocessing, raw.inputs[data.test_indices])
-    assert torch.equal(served, data.test.inputs)  # what /predict computes from raw rows
+    assert torch.equal(served, data.test.network_inputs())  # what /predict computes from raw rows
 
 
 def test_a_regression_csv_with_a_named_target_trains_a_linear_model(

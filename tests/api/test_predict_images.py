@@ -75,7 +75,7 @@ def test_an_image_predicts_exactly_as_the_evaluation_path_saw_it(
     raw = load_raw("fake_images", root=tmp_path).inputs[index]
     net = fake_model.client.app.state.serving.get(fake_model.model_id).net  # type: ignore[attr-defined]
     with torch.inference_mode():
-        expected = torch.softmax(net(data.test.inputs[:1]), dim=1)[0]
+        expected = torch.softmax(net(data.test.network_inputs()[:1]), dim=1)[0]
 
     answer = fake_model.client.post(
         f"/v1/models/{fake_model.model_id}/predict/images",

@@ -153,7 +153,7 @@ def test_cifar10_reads_the_python_batches_as_chw_uint8(tmp_path: Path) -> None:
     data = prepare(
         "cifar10", root=tmp_path, input_size=32, val_fraction=0.1, test_fraction=0.2, seed=0
     )
-    assert data.train.inputs.shape[1:] == (3, 32, 32) and len(data.test) == 8
+    assert data.train.network_inputs().shape[1:] == (3, 32, 32) and len(data.test) == 8
 
 
 def test_missing_files_are_named_in_torchvision_layout(tmp_path: Path) -> None:

@@ -100,8 +100,8 @@ def test_tabular_preprocessing_takes_the_first_features_as_they_are(tmp_path: Pa
     }
     raw = load_raw("poly_regression", root=tmp_path)
     rebuilt = Preprocessing.from_dict(prep.to_dict())
-    assert torch.equal(apply(rebuilt, raw.inputs[100:]), data.test.inputs)
-    assert torch.equal(data.test.inputs, raw.inputs[100:, :4])
+    assert torch.equal(apply(rebuilt, raw.inputs[100:]), data.test.network_inputs())
+    assert torch.equal(data.test.network_inputs(), raw.inputs[100:, :4])
 
 
 def test_image_preprocessing_records_no_layout(tmp_path: Path) -> None:

@@ -173,7 +173,7 @@ def test_an_npz_upload_trains_through_prepare(tmp_path: Path) -> None:
     data = prepare(
         meta["id"], root=tmp_path, input_size=28, val_fraction=0.1, test_fraction=0.2, seed=0
     )
-    assert data.train.inputs.shape[1:] == (1, 28, 28) and len(data.test) == 8
+    assert data.train.network_inputs().shape[1:] == (1, 28, 28) and len(data.test) == 8
     assert data.preprocessing.raw_shape == (1, 12, 12)
 
 

@@ -13,9 +13,10 @@ PREP = Preprocessing(
 
 
 def ramp_batch(count: int) -> torch.Tensor:
-    """Images brighter to the right, normalised as training inputs are."""
+    """Images brighter to the right, at pixel scale [0, 1] as augmentation sees them (after
+    resizing, before normalisation)."""
     image = torch.linspace(0, 1, 8).repeat(8, 1)
-    return ((image - 0.5) / 0.25).expand(count, 1, 8, 8).clone()
+    return image.expand(count, 1, 8, 8).clone()
 
 
 def test_nothing_asked_means_no_augmentation() -> None:

@@ -10,6 +10,7 @@ from core.artifacts import ArtifactStore
 from core.db import Database
 from tests.factories import add_job, job_spec
 from worker import devices, distributed
+from worker.batches import DataPlan
 from worker.engine import fit
 from worker.runner import JobRunner
 
@@ -86,3 +87,21 @@ def test_a_job_on_device_all_records_the_gpus_it_used(
         job = queries.get_job(session, job_id=job_id)
         assert job.status == "succeeded", job.error
         assert job.device.startswith("cuda:0") and torch.cuda.get_device_name(0) in job.device
+
+
+def test_streamed_data_reach_the_gpu_through_pinned_memory_and_train_as_resident_data() -> None:
+    spec = job_spec(
+        model={"arch": "lenet", "config": {"activation": "relu"}},
+        hyperparameters={"epochs": 2, "batch_size": 64, "lr": 0.1, "seed": 1},
+        device="cuda:0",
+    )
+    gpu, nowhere = torch.device("cuda:0"), Path("/nonexistent")
+    resident = fit(spec, device=gpu, data_dir=nowhere)
+    streamed = fit(
+        spec,
+        device=gpu,
+        data_dir=nowhere,
+        plan=DataPlan(resident_max_bytes_gpu=0, loader_workers=2),
+    )
+    assert (resident["data"]["mode"], streamed["data"]["mode"]) == ("resident", "streamed")
+    assert streamed["test_acc"] == pytest.approx(resident["test_acc"], abs=0.02)  # GPU kernels vary
