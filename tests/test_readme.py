@@ -36,3 +36,12 @@ def test_every_job_body_in_the_readme_is_a_valid_job() -> None:
     assert len(bodies) >= 3
     for body in bodies:
         TypeAdapter(JobSubmission).validate_python(json.loads(body))
+
+
+def test_every_setting_has_a_row_in_the_readme_settings_table() -> None:
+    from core.settings import Settings
+
+    section = (ROOT / "README.md").read_text().split("## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(" `") for line in section.splitlines() if line.startswith("|")}
+    missing = [name for name in Settings.model_fields if f"D2L_{name.upper()}" not in rows]
+    assert missing == [], f"settings without a README row: {missing}"
