@@ -139,6 +139,9 @@ def rank_main(argv: list[str] | None = None) -> int:
     try:
         result = runner.fit(args.job_id, spec, device, callbacks, shard=shard)
         outcome: dict[str, Any] = {"result": result}
+        # The group is torn down collectively: a rank that finished first (rank 0 still tests
+        # and checkpoints) and destroyed it alone sometimes aborted in gloo's threads.
+        dist.barrier()
     except Exception as error:  # every rank meets the same error (NaN is detected on all)
         log.exception("rank %d failed", rank)
         outcome = {"error": f"{type(error).__name__}: {error}"}
