@@ -105,9 +105,9 @@ def train_model(data_dir: Path) -> tuple[str, Path]:
     from core import queries
     from core.artifacts import ArtifactStore
     from core.db import Database
-    from core.migrate import upgrade
     from core.schemas import JobCreate
     from core.settings import Settings
+    from migrations.upgrade import upgrade
     from worker.runner import JobRunner
 
     settings = Settings(data_dir=data_dir)

@@ -46,10 +46,10 @@ def peer_model(data_dir: Path) -> str:
     from core import queries
     from core.artifacts import ArtifactStore
     from core.db import Database
-    from core.migrate import upgrade
     from core.preprocessing import Preprocessing
     from core.schemas import JobCreate
     from core.settings import Settings
+    from migrations.upgrade import upgrade
 
     settings = Settings(data_dir=data_dir)
     settings.ensure_dirs()

@@ -43,10 +43,10 @@ from sqlalchemy import create_engine, text
 
 from core import queries
 from core.db import Database
-from core.migrate import upgrade
 from core.queue import CPU_QUEUE, JobQueue, make_celery
 from core.schemas import JobCreate
 from core.settings import Settings
+from migrations.upgrade import upgrade
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 TINY_JOB = {

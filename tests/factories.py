@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from core import queries
 from core.db import Database
-from core.migrate import upgrade
 from core.schemas import JobCreate
 from core.settings import Settings
 from core.tables import Job
+from migrations.upgrade import upgrade
 
 
 def job_spec(**overrides: Any) -> JobCreate:

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
 from core.tables import Dataset, Experiment, Job
+from migrations.upgrade import upgrade
 from tests.conftest import RecordingQueue
 from tests.core.test_datasets import MNIST_NAMES, write_mnist
 from tests.core.test_uploads import BAD_UPLOADS, image_folder, npz_bytes, zip_bytes

@@ -1,6 +1,6 @@
 import pytest
 
-from core.cli import api_command, build_parser, main, worker_command
+from cli.main import api_command, build_parser, main, worker_command
 
 
 def test_up_defaults_to_localhost_8000() -> None:

@@ -1,4 +1,7 @@
-"""Bring a database to the newest schema with Alembic (on start, and `d2l-service migrate`)."""
+"""Bring a database to the newest schema with Alembic (on start, and `d2l-service migrate`).
+
+It lives beside the revisions it applies: `migrations` reads core's tables, and core never
+reads `migrations`, so the two import one way."""
 
 from __future__ import annotations
 
@@ -13,8 +16,6 @@ from alembic.config import Config
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-import migrations
-
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x64326C  # "d2l": one PostgreSQL advisory lock for every migrator
 
@@ -22,7 +23,7 @@ ADVISORY_LOCK_KEY = 0x64326C  # "d2l": one PostgreSQL advisory lock for every mi
 def alembic_config(database_url: str) -> Config:
     """An Alembic config pointing at the packaged migrations and at `database_url`."""
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("script_location", str(Path(__file__).parent))
     # ConfigParser treats % as interpolation; URLs may hold escaped characters.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config

@@ -12,8 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from core.db import Database
-from core.migrate import alembic_config, migration_lock, upgrade
 from core.tables import Base
+from migrations.upgrade import alembic_config, migration_lock, upgrade
 from tests.services import fresh_postgres_database
 
 

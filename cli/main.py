@@ -1,10 +1,10 @@
 """`d2l-service`: the one command that migrates, serves, and runs workers.
 
-The API and the worker run as child processes started by module name, so this module (in `core`)
-imports neither; `up` supervises both and stops both when either ends or on Ctrl-C / SIGTERM. A
-supervisor killed outright (SIGKILL, the OOM killer) takes them along: on Linux each child asks
-the kernel for a SIGTERM when its parent dies, so the worker shuts down warm (its jobs go back to
-the queue, its pool children stop with it) and the API frees its port.
+The API and the worker run as child processes started by module name (each its own process, as in
+production), so this module imports neither; `up` supervises both and stops both when either ends
+or on Ctrl-C / SIGTERM. A supervisor killed outright (SIGKILL, the OOM killer) takes them along: on
+Linux each child asks the kernel for a SIGTERM when its parent dies, so the worker shuts down warm
+(its jobs go back to the queue, its pool children stop with it) and the API frees its port.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from types import FrameType
 from core import tokens
 from core.db import Database
 from core.errors import ServiceError
-from core.migrate import upgrade
 from core.settings import get_settings
 from d2l_client.commands import add_client_commands
+from migrations.upgrade import upgrade
 
 log = logging.getLogger("d2l-service")
 SHUTDOWN_GRACE_S = 30
