@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.artifacts import StoredFile
@@ -21,16 +20,12 @@ from core.tables import (
     Checkpoint,
     Experiment,
     Job,
-    Metric,
     Model,
     UploadedWeights,
-    Worker,
     utcnow,
 )
 
-MetricKey = tuple[str, str]  # (split, name)
 CANCELLED_AWAY = "cancelled while its worker was away; checkpoints are kept"
-LAYER_SPLIT = "layers"  # per-layer diagnostics: many rows, left out of job summaries
 
 
 def get_or_create_experiment(session: Session, *, name: str) -> Experiment:
@@ -219,60 +214,6 @@ def finish_job(
     job.finished_at = utcnow()
 
 
-def record_epoch(
-    session: Session,
-    *,
-    job_id: str,
-    epoch: int,
-    step: int,
-    values: Mapping[MetricKey, float],
-    progress: int | None = None,
-) -> None:
-    """Upsert one epoch's metrics (a re-run epoch leaves one row each) and advance progress
-    (`progress`: epochs done in all, where a job trains several nets, as k-fold does)."""
-    rows = [
-        {
-            "job_id": job_id,
-            "epoch": epoch,
-            "step": step,
-            "split": split,
-            "name": name,
-            "value": value,
-        }
-        for (split, name), value in values.items()
-    ]
-    if rows:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(Metric).values(rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=["job_id", "epoch", "split", "name"],
-            set_={"value": statement.excluded.value, "step": statement.excluded.step},
-        )
-        session.execute(statement)
-    job = get_job(session, job_id=job_id)
-    job.epoch = max(job.epoch, progress if progress is not None else epoch)
-
-
-def list_metrics(session: Session, *, job_id: str, name: str | None = None) -> Sequence[Metric]:
-    """Every metric row of a job in epoch order, optionally of one name."""
-    query = select(Metric).where(Metric.job_id == job_id)
-    if name is not None:
-        query = query.where(Metric.name == name)
-    return session.scalars(query.order_by(Metric.epoch, Metric.split, Metric.name)).all()
-
-
-def latest_metrics(session: Session, *, job_id: str) -> dict[str, float]:
-    """The metrics of the job's newest recorded epoch, keyed `split_name` (per-layer left out)."""
-    newest = select(func.max(Metric.epoch)).where(Metric.job_id == job_id).scalar_subquery()
-    rows = session.scalars(
-        select(Metric).where(
-            Metric.job_id == job_id, Metric.epoch == newest, Metric.split != LAYER_SPLIT
-        )
-    )
-    return {f"{row.split}_{row.name}": row.value for row in rows}
-
-
 def add_checkpoint(session: Session, *, job_id: str, epoch: int, stored: StoredFile) -> Checkpoint:
     """Record a checkpoint file that is already durable on disk (replacing a re-run epoch's)."""
     previous = session.scalar(
@@ -365,36 +306,3 @@ def get_uploaded_weights(session: Session, *, weights_id: str) -> UploadedWeight
     if row is None:
         raise NotFoundError(f"no uploaded checkpoint with id {weights_id!r}")
     return row
-
-
-def register_worker(
-    session: Session, *, hostname: str, queues: list[str], devices: list[dict[str, Any]]
-) -> None:
-    """A worker (re)started: record what it consumes and what it trains on."""
-    worker = session.get(Worker, hostname) or Worker(hostname=hostname)
-    worker.queues, worker.devices = queues, devices
-    worker.started_at = worker.last_seen = utcnow()
-    worker.stopped_at = None
-    session.add(worker)
-
-
-def touch_worker(session: Session, *, hostname: str, stopped: bool = False) -> None:
-    """The worker is alive now (heartbeat), or has begun stopping; only a restart
-    (`register_worker`) makes a stopping worker a running one again."""
-    worker = session.get(Worker, hostname)
-    if worker is None:
-        return
-    worker.last_seen = utcnow()
-    if stopped and worker.stopped_at is None:
-        worker.stopped_at = worker.last_seen
-
-
-def worker_stopping(session: Session, *, hostname: str) -> bool:
-    """Whether `hostname` has begun (or finished) shutting down: it must start no more jobs."""
-    worker = session.get(Worker, hostname)
-    return worker is not None and worker.stopped_at is not None
-
-
-def list_workers(session: Session) -> Sequence[Worker]:
-    """Every worker that ever reported, most recently seen first."""
-    return session.scalars(select(Worker).order_by(Worker.last_seen.desc())).all()

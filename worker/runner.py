@@ -15,15 +15,17 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session
 
-from core import queries
+from core import queries, workers
 from core.artifacts import BaseArtifactStore
 from core.datasets import fetch_if_missing, get_dataset
 from core.db import Database
 from core.errors import InvalidInputError
 from core.finetune import lineage, resolve_source
+from core.jobs import metrics
+from core.jobs.metrics import LAYER_SPLIT
 from core.ownership import scope_to_job_owner, scope_to_owner
 from core.predict_jobs import PredictJobCreate, parse_job_params
-from core.queries import CANCELLED_AWAY, LAYER_SPLIT
+from core.queries import CANCELLED_AWAY
 from core.references import resolve_references
 from core.schemas import FINISHED_STATUSES, JobCreate
 from core.tables import Job, Model, utcnow
@@ -264,7 +266,7 @@ class JobRunner:
                 queries.finish_job(session, job=job, status="cancelled", error=CANCELLED_AWAY)
                 log.info("job %s was cancelled while its worker was away", job_id)
                 return None
-            if queries.worker_stopping(session, hostname=self.worker_name):
+            if workers.worker_stopping(session, hostname=self.worker_name):
                 # Received in the moment between a SIGTERM and the consumer's stop: not ours.
                 if self.send_again is not None:
                     self.send_again(job_id, job.queue, dict(job.params))
@@ -320,7 +322,7 @@ class JobRunner:
 
         def on_epoch(report: EpochReport) -> None:
             self.db.write(  # an upsert: safe to repeat after a lost connection
-                lambda session: queries.record_epoch(
+                lambda session: metrics.record_epoch(
                     session,
                     job_id=job_id,
                     epoch=report.epoch,
@@ -384,7 +386,7 @@ class JobRunner:
         if isinstance(spec, PredictJobCreate):  # no new model: the predictions are the result
             with self.db.transaction() as session:
                 # Progress 1 of 1; no metric rows, so no experiment ranks it among trained runs.
-                queries.record_epoch(session, job_id=job_id, epoch=1, step=0, values={})
+                metrics.record_epoch(session, job_id=job_id, epoch=1, step=0, values={})
                 job = queries.get_job(session, job_id=job_id)
                 queries.finish_job(session, job=job, status="succeeded", result=result)
             log.info("job %s succeeded: %d predictions", job_id, result["count"])

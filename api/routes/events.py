@@ -32,9 +32,8 @@ from api.params import JobId
 from core import queries
 from core.db import Database
 from core.errors import ServiceError
-from core.metric_queries import MetricPoint, metrics_after
+from core.jobs.metrics import LAYER_SPLIT, MetricPoint, metrics_after
 from core.ownership import scope_to_owner
-from core.queries import LAYER_SPLIT
 from core.schemas import FINISHED_STATUSES
 from core.tables import Job, utcnow
 

@@ -15,13 +15,13 @@ from api.deps import MAX_OFFSET, CpuDep, JobQueueDep, SessionDep, SettingsDep
 from api.errors import rules
 from api.params import BareMetric, JobId, MetricNames, NameFilter
 from api.submission import SubmissionRoute
-from core import queries, sweep_queries
+from core import queries, sweep_queries, workers
 from core.admission import check_fits_a_worker
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, UnavailableError
 from core.finetune import check_compatible
+from core.jobs.metrics import latest_metrics, parse_metric_names, read_metrics
 from core.memory import data_footprint
-from core.metric_queries import parse_metric_names, read_metrics
 from core.model_size import check_model_size
 from core.names import NAME_PATTERN
 from core.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
@@ -58,7 +58,7 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
             steps=job.epoch_steps if job.status == "running" else 0,
         ),
         params=job.params,
-        metrics=queries.latest_metrics(session, job_id=job.id),
+        metrics=latest_metrics(session, job_id=job.id),
         result=job.result,
         error=job.error,
         worker=job.worker,
@@ -98,7 +98,7 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
     info = get_dataset(spec.dataset.name, root=root)
     check_model_size(spec, info, max_parameters=settings.max_model_parameters)
     footprint = data_footprint(info.raw_bytes(root), settings)
-    check_fits_a_worker(spec, info, queries.list_workers(session), data=footprint)
+    check_fits_a_worker(spec, info, workers.list_workers(session), data=footprint)
     if not sources:
         return
     for source in sources:

@@ -7,6 +7,7 @@ from core import queries
 from core.artifacts import StoredFile
 from core.db import Database
 from core.errors import NotFoundError
+from core.jobs.metrics import latest_metrics, list_metrics, record_epoch
 from tests.factories import add_job
 
 
@@ -39,14 +40,14 @@ def test_rerun_epoch_metrics_are_upserted_to_one_row_each(db: Database) -> None:
     again = {("train", "loss"): 0.8, ("val", "acc"): 0.6}
     for values in (first, again):
         with db.transaction() as session:
-            queries.record_epoch(session, job_id=job_id, epoch=1, step=10, values=values)
+            record_epoch(session, job_id=job_id, epoch=1, step=10, values=values)
     with db.sessions() as session:
-        rows = queries.list_metrics(session, job_id=job_id)
+        rows = list_metrics(session, job_id=job_id)
         assert [(r.split, r.name, r.value) for r in rows] == [
             ("train", "loss", 0.8),
             ("val", "acc", 0.6),
         ]
-        assert queries.latest_metrics(session, job_id=job_id) == {"train_loss": 0.8, "val_acc": 0.6}
+        assert latest_metrics(session, job_id=job_id) == {"train_loss": 0.8, "val_acc": 0.6}
         assert queries.get_job(session, job_id=job_id).epoch == 1
 
 
@@ -54,7 +55,7 @@ def test_latest_metrics_are_those_of_the_newest_epoch(db: Database) -> None:
     with db.transaction() as session:
         job_id = add_job(session).id
         for epoch in (1, 2):
-            queries.record_epoch(
+            record_epoch(
                 session,
                 job_id=job_id,
                 epoch=epoch,
@@ -62,7 +63,7 @@ def test_latest_metrics_are_those_of_the_newest_epoch(db: Database) -> None:
                 values={("train", "loss"): 1 / epoch},
             )
     with db.sessions() as session:
-        assert queries.latest_metrics(session, job_id=job_id) == {"train_loss": 0.5}
+        assert latest_metrics(session, job_id=job_id) == {"train_loss": 0.5}
 
 
 def test_jobs_list_filters_and_paginates_newest_first(db: Database) -> None:

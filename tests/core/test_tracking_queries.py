@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from core import experiment_queries, queries
+from core import experiment_queries
 from core.db import Database
-from core.metric_queries import metrics_after, read_metrics
+from core.jobs import metrics
+from core.jobs.metrics import metrics_after, read_metrics
 from tests.factories import add_job
 
 
 def record(db: Database, job_id: str, epoch: int, values: dict[tuple[str, str], float]) -> None:
     with db.transaction() as session:
-        queries.record_epoch(session, job_id=job_id, epoch=epoch, step=epoch * 10, values=values)
+        metrics.record_epoch(session, job_id=job_id, epoch=epoch, step=epoch * 10, values=values)
 
 
 def test_new_rows_come_in_commit_order_and_a_rerun_epoch_adds_none(db: Database) -> None:

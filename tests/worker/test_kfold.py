@@ -8,6 +8,7 @@ import torch
 from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs.metrics import list_metrics
 from core.schemas import JobCreate
 from tests.factories import add_job
 from worker.kfold import cross_validate, fold_indices
@@ -78,9 +79,7 @@ def test_a_kfold_job_runs_through_the_runner_and_yields_a_model(
         assert (job.epoch, job.epochs) == (2 * 2 + 2, 6)
         assert job.result["winner"] == "base"
         val_rows = [
-            m
-            for m in queries.list_metrics(session, job_id=job_id, name="acc")
-            if m.split.endswith("/val")
+            m for m in list_metrics(session, job_id=job_id, name="acc") if m.split.endswith("/val")
         ]
         assert {m.split for m in val_rows} == {"c0/f1/val", "c0/f2/val"}
         assert queries.model_ids_for_jobs(session, job_ids=[job_id])

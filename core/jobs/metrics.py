@@ -1,4 +1,5 @@
-"""Reading a job's metrics at scale: filtered, downsampled and paged, or only what is new.
+"""A job's metrics: recorded each epoch, and read at scale (filtered, downsampled and paged, or
+only what is new).
 
 A run can record thousands of points (per-layer norms every epoch, many k-fold folds). The
 unique index on (job_id, epoch, split, name) serves every query here: they all filter on job_id
@@ -8,15 +9,74 @@ and read in epoch order, so no extra index (and no migration) is needed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
+from core.queries import get_job
 from core.tables import Metric
+
+MetricKey = tuple[str, str]  # (split, name)
+LAYER_SPLIT = "layers"  # per-layer diagnostics: many rows, left out of job summaries
+
+
+def record_epoch(
+    session: Session,
+    *,
+    job_id: str,
+    epoch: int,
+    step: int,
+    values: Mapping[MetricKey, float],
+    progress: int | None = None,
+) -> None:
+    """Upsert one epoch's metrics (a re-run epoch leaves one row each) and advance progress
+    (`progress`: epochs done in all, where a job trains several nets, as k-fold does)."""
+    rows = [
+        {
+            "job_id": job_id,
+            "epoch": epoch,
+            "step": step,
+            "split": split,
+            "name": name,
+            "value": value,
+        }
+        for (split, name), value in values.items()
+    ]
+    if rows:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(Metric).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=["job_id", "epoch", "split", "name"],
+            set_={"value": statement.excluded.value, "step": statement.excluded.step},
+        )
+        session.execute(statement)
+    job = get_job(session, job_id=job_id)
+    job.epoch = max(job.epoch, progress if progress is not None else epoch)
+
+
+def list_metrics(session: Session, *, job_id: str, name: str | None = None) -> Sequence[Metric]:
+    """Every metric row of a job in epoch order, optionally of one name."""
+    query = select(Metric).where(Metric.job_id == job_id)
+    if name is not None:
+        query = query.where(Metric.name == name)
+    return session.scalars(query.order_by(Metric.epoch, Metric.split, Metric.name)).all()
+
+
+def latest_metrics(session: Session, *, job_id: str) -> dict[str, float]:
+    """The metrics of the job's newest recorded epoch, keyed `split_name` (per-layer left out)."""
+    newest = select(func.max(Metric.epoch)).where(Metric.job_id == job_id).scalar_subquery()
+    rows = session.scalars(
+        select(Metric).where(
+            Metric.job_id == job_id, Metric.epoch == newest, Metric.split != LAYER_SPLIT
+        )
+    )
+    return {f"{row.split}_{row.name}": row.value for row in rows}
 
 
 @dataclass(frozen=True)
