@@ -105,6 +105,7 @@ def train_model(data_dir: Path) -> tuple[str, Path]:
     from core import queries
     from core.artifacts import ArtifactStore
     from core.db import Database
+    from core.registry import queries as registry
     from core.schemas import JobCreate
     from core.settings import Settings
     from migrations.upgrade import upgrade
@@ -126,8 +127,8 @@ def train_model(data_dir: Path) -> tuple[str, Path]:
     store = ArtifactStore(settings.artifacts)
     JobRunner(db=db, store=store, data_dir=settings.datasets_dir, worker_name="bench").run(job_id)
     with db.sessions() as session:
-        model_id = queries.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
-        path = store.resolve(queries.get_model(session, model_id=model_id).checkpoint.path)
+        model_id = registry.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
+        path = store.resolve(registry.get_model_row(session, model_id=model_id).checkpoint.path)
     db.engine.dispose()
     return model_id, path
 

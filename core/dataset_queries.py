@@ -11,9 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.datasets import is_upload_id
 from core.errors import InvalidInputError, NotFoundError
-from core.tables import Dataset, Job
-
-ACTIVE_STATUSES = ("queued", "running")
+from core.tables import ACTIVE_STATUSES, Dataset, Job
 
 
 def create_dataset(session: Session, *, meta: dict[str, Any], owner: str | None = None) -> Dataset:

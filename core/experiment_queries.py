@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInputError, NotFoundError
 from core.experiment_schemas import BestRun, Comparison, ExperimentSummary, Goal, RunRow
 from core.jobs.metrics import LAYER_SPLIT
-from core.queries import model_ids_for_jobs
+from core.registry.queries import model_ids_for_jobs
 from core.schemas import JobStatus, job_arch, job_model_config
 from core.tables import Experiment, Job, Metric, utcnow
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from core.errors import InvalidInputError
 from core.inference import LoadedModel
-from core.model_schemas import ExportFormat
+from core.registry.schemas import ExportFormat
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 MEDIA_TYPES: dict[str, str] = {

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from core import queries
 from core.errors import InvalidInputError
+from core.registry import queries as registry
 from core.schemas import JobCreate
 
 
@@ -31,7 +32,7 @@ def resolve_source(session: Session, spec: JobCreate) -> WeightSource:
     source = spec.finetune.source
     if source.job_id is not None:
         job = queries.get_job(session, job_id=source.job_id)
-        model_ids = queries.model_ids_for_jobs(session, job_ids=[job.id])
+        model_ids = registry.model_ids_for_jobs(session, job_ids=[job.id])
         if job.kind == "predict":
             raise InvalidInputError(
                 f"job {job.id} is a predict job; fine-tune from a train or finetune job"
@@ -43,7 +44,7 @@ def resolve_source(session: Session, spec: JobCreate) -> WeightSource:
                 f"job {job.id}'s model was deleted with its checkpoints; fine-tune from another "
                 "job, or upload a state_dict (POST /v1/checkpoints)"
             )
-        checkpoint = queries.get_model(session, model_id=model_ids[job.id]).checkpoint
+        checkpoint = registry.get_model_row(session, model_id=model_ids[job.id]).checkpoint
         parent = JobCreate.model_validate(job.params)
         return WeightSource(
             description=f"job {job.id}",
@@ -55,7 +56,7 @@ def resolve_source(session: Session, spec: JobCreate) -> WeightSource:
             sha256=checkpoint.sha256,
         )
     assert source.checkpoint_id is not None
-    uploaded = queries.get_uploaded_weights(session, weights_id=source.checkpoint_id)
+    uploaded = registry.get_uploaded_weights(session, weights_id=source.checkpoint_id)
     return WeightSource(
         description=f"uploaded checkpoint {uploaded.id}",
         arch=uploaded.arch,

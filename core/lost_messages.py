@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.sweep_queries import ACTIVE_STATUSES, sweep_settings
-from core.tables import Job
+from core.sweep_queries import sweep_settings
+from core.tables import ACTIVE_STATUSES, Job
 
 
 def unsent_jobs(session: Session, *, sent_before: datetime) -> Sequence[Job]:

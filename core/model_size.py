@@ -1,9 +1,9 @@
 """How large a net a job may ask for, counted before anything is allocated.
 
-Each option is bounded on its own (core/model_options.py), but their product is not: sixteen
-hidden layers of 16,384 units are four billion weights. Every net a job would train (itself,
-each k-fold candidate, each sweep value) is built on the meta device, where shapes cost no
-memory, and its parameters are counted against the service's D2L_MAX_MODEL_PARAMETERS.
+Each option is bounded on its own (core/registry/model_options.py), but their product is not:
+sixteen hidden layers of 16,384 units are four billion weights. Every net a job would train (itself,
+each k-fold candidate, each sweep value) is built on the meta device, where shapes cost no memory,
+and its parameters are counted against the service's D2L_MAX_MODEL_PARAMETERS.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from core.dataset_queries import check_visible_upload
 from core.datasets import check_available, get_dataset
 from core.errors import InvalidInputError, NotFoundError
-from core.model_registry import resolve_model
 from core.names import MODEL_REF_PATTERN, NAME_PATTERN
 from core.numbers import Int
 from core.predict_schemas import TopK
+from core.registry.queries import resolve_model
 from core.schemas import MAX_TIME_LIMIT_S, DatasetSpec, Frozen, JobCreate
 
 PREDICT_DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]{1,2})?)$"

@@ -21,7 +21,6 @@ from core.tables import (
     Experiment,
     Job,
     Model,
-    UploadedWeights,
     utcnow,
 )
 
@@ -244,65 +243,3 @@ def prune_checkpoints(session: Session, *, job_id: str, keep: int) -> list[str]:
     for checkpoint in doomed:
         session.delete(checkpoint)
     return [checkpoint.path for checkpoint in doomed]
-
-
-def create_model(session: Session, *, job: Job, checkpoint: Checkpoint, arch: str) -> Model:
-    """Register the model a succeeded job serves."""
-    model = Model(job_id=job.id, checkpoint_id=checkpoint.id, arch=arch)
-    session.add(model)
-    session.flush()
-    return model
-
-
-def get_model(session: Session, *, model_id: str) -> Model:
-    """The model `model_id`, or NotFoundError."""
-    model = session.get(Model, model_id)
-    if model is None:
-        raise NotFoundError(f"no model with id {model_id!r}")
-    return model
-
-
-def model_ids_for_jobs(session: Session, *, job_ids: Sequence[str]) -> dict[str, str]:
-    """job id -> model id, for the jobs that produced a model."""
-    rows = session.execute(select(Model.job_id, Model.id).where(Model.job_id.in_(job_ids)))
-    return {job_id: model_id for job_id, model_id in rows}
-
-
-def add_uploaded_weights(
-    session: Session,
-    *,
-    filename: str,
-    arch: str,
-    config: dict[str, Any],
-    in_channels: int,
-    num_classes: int,
-    input_size: int,
-    stored: StoredFile,
-    weights_id: str,
-    owner: str | None = None,
-) -> UploadedWeights:
-    """Record a state_dict that is already durable on disk and checked against its arch."""
-    row = UploadedWeights(
-        id=weights_id,
-        owner=owner,
-        filename=filename,
-        arch=arch,
-        config=config,
-        in_channels=in_channels,
-        num_classes=num_classes,
-        input_size=input_size,
-        path=stored.path,
-        sha256=stored.sha256,
-        bytes=stored.bytes,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def get_uploaded_weights(session: Session, *, weights_id: str) -> UploadedWeights:
-    """The uploaded state_dict `weights_id`, or NotFoundError."""
-    row = session.get(UploadedWeights, weights_id)
-    if row is None:
-        raise NotFoundError(f"no uploaded checkpoint with id {weights_id!r}")
-    return row

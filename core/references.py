@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core import queries
 from core.dataset_queries import check_visible_upload
 from core.errors import InvalidInputError, NotFoundError
 from core.finetune import WeightSource, resolve_source
-from core.model_registry import resolve_model
 from core.predict_jobs import PredictJobCreate
+from core.registry import queries as registry
+from core.registry.queries import resolve_model
 from core.schemas import JobCreate
 
 BASE_SOURCE = "finetune.source"
@@ -79,7 +79,7 @@ def resolve_references(
     if isinstance(spec, PredictJobCreate):
         try:
             if spec.model_id is not None:
-                queries.get_model(session, model_id=spec.model_id)
+                registry.get_model_row(session, model_id=spec.model_id)
             else:
                 resolve_model(session, ref=spec.model)
         except NotFoundError as error:

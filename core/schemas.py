@@ -27,10 +27,10 @@ import models
 from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
 from core.datasets.registry import UPLOAD_ID_PATTERN
 from core.hyperparameters import MAX_SEED, Hyperparameters
-from core.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
 from core.names import NAME_PATTERN
 from core.numbers import Int, whole
 from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe, list_recipes
+from core.registry.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
 from core.sweep_schemas import SweepSettings, trial_body
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]

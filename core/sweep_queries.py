@@ -15,9 +15,8 @@ from core import queries
 from core.errors import NotFoundError
 from core.schemas import FINISHED_STATUSES
 from core.sweep_schemas import SweepSettings, read_path
-from core.tables import Job, Metric
+from core.tables import ACTIVE_STATUSES, Job, Metric
 
-ACTIVE_STATUSES = ("queued", "running")
 Series = dict[int, float]  # epoch -> value
 
 

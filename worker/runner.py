@@ -27,6 +27,7 @@ from core.ownership import scope_to_job_owner, scope_to_owner
 from core.predict_jobs import PredictJobCreate, parse_job_params
 from core.queries import CANCELLED_AWAY
 from core.references import resolve_references
+from core.registry import queries as registry
 from core.schemas import FINISHED_STATUSES, JobCreate
 from core.tables import Job, Model, utcnow
 from worker import devices, distributed
@@ -366,7 +367,7 @@ class JobRunner:
             fetch_if_missing(spec.dataset.name, self.data_dir)
         with self.db.sessions() as session:
             owners_view = scope_to_job_owner(session, job_id=job_id)
-            checkpoint = queries.get_model(owners_view, model_id=str(spec.model_id)).checkpoint
+            checkpoint = registry.get_model_row(owners_view, model_id=str(spec.model_id)).checkpoint
             path, sha256 = checkpoint.path, checkpoint.sha256
         payload = self.store.load_checkpoint(path, sha256=sha256)
         return run_predictions(
@@ -395,7 +396,7 @@ class JobRunner:
         def succeed(session: Session) -> Model:
             job = queries.get_job(session, job_id=job_id)
             checkpoint = queries.list_checkpoints(session, job_id=job_id)[-1]
-            model = queries.create_model(
+            model = registry.create_model(
                 session, job=job, checkpoint=checkpoint, arch=spec.model.arch
             )
             queries.finish_job(session, job=job, status="succeeded", result=result)

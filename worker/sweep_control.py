@@ -18,9 +18,8 @@ from core.db import Database
 from core.queue import queue_for
 from core.quotas import Quota, room
 from core.schemas import FINISHED_STATUSES, JobCreate
-from core.sweep_queries import ACTIVE_STATUSES
 from core.sweep_schemas import SweepSettings
-from core.tables import Job, utcnow
+from core.tables import ACTIVE_STATUSES, Job, utcnow
 from worker.sweeps import SweepQueue, TrialPruned, ask_values, rebuild_study, rung_attrs
 from worker.training_state import EpochReport
 

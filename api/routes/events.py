@@ -34,6 +34,7 @@ from core.db import Database
 from core.errors import ServiceError
 from core.jobs.metrics import LAYER_SPLIT, MetricPoint, metrics_after
 from core.ownership import scope_to_owner
+from core.registry import queries as registry
 from core.schemas import FINISHED_STATUSES
 from core.tables import Job, utcnow
 
@@ -136,7 +137,7 @@ def poll(session: Session, *, job_id: str, cursor: Cursor) -> list[Event]:
     if finished:
         if job.status != cursor.status:
             events.append(status_event(job))
-        model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
+        model_id = registry.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
         data = {"status": job.status, "error": job.error, "model_id": model_id}
         events.append(Event("end", data))
         cursor.done = True

@@ -29,6 +29,7 @@ from core.queue import queue_for
 from core.quotas import check_quota
 from core.recipes import compare, variant_offer
 from core.references import BASE_SOURCE, resolve_references
+from core.registry import queries as registry
 from core.schemas import (
     CheckpointOut,
     JobCreate,
@@ -218,7 +219,7 @@ def list_jobs(
     jobs, total = queries.list_jobs(
         session, experiment=experiment, status=status, limit=limit, offset=offset, parent=parent
     )
-    model_ids = queries.model_ids_for_jobs(session, job_ids=[job.id for job in jobs])
+    model_ids = registry.model_ids_for_jobs(session, job_ids=[job.id for job in jobs])
     return JobPage(
         items=[job_out(session, job, model_id=model_ids.get(job.id)) for job in jobs],
         total=total,
@@ -230,7 +231,7 @@ def list_jobs(
 @router.get("/{job_id}", summary="A job's status, progress, latest metrics and result")
 def get_job(job_id: JobId, session: SessionDep) -> JobOut:
     job = queries.get_job(session, job_id=job_id)
-    model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
+    model_id = registry.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
     return job_out(session, job, model_id=model_id)
 
 
@@ -251,7 +252,7 @@ def cancel_job(job_id: JobId, session: SessionDep) -> JobOut:
         queries.request_cancel(session, job=job)
     session.commit()
     log.info("job %s: cancel requested (%s)", job_id, job.status)
-    model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
+    model_id = registry.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
     return job_out(session, job, model_id=model_id)
 
 

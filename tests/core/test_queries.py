@@ -8,6 +8,7 @@ from core.artifacts import StoredFile
 from core.db import Database
 from core.errors import NotFoundError
 from core.jobs.metrics import latest_metrics, list_metrics, record_epoch
+from core.registry import queries as registry
 from tests.factories import add_job
 
 
@@ -95,7 +96,7 @@ def test_pruning_keeps_the_newest_checkpoints_and_the_served_one(db: Database) -
             )
             for e in range(1, 6)
         ]
-        queries.create_model(session, job=job, checkpoint=checkpoints[0], arch="lenet")
+        registry.create_model(session, job=job, checkpoint=checkpoints[0], arch="lenet")
         doomed = queries.prune_checkpoints(session, job_id=job.id, keep=2)
         job_id = job.id
     assert doomed == [f"jobs/{job_id}/{e}.pt" for e in (2, 3)]

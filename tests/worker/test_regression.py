@@ -18,6 +18,7 @@ from core.datasets import load_raw
 from core.db import Database
 from core.jobs import metrics
 from core.preprocessing import Preprocessing, apply
+from core.registry import queries as registry
 from core.schemas import JobCreate
 from tests.factories import add_job
 from worker.regression import fit_regression
@@ -186,7 +187,7 @@ def test_a_regression_job_runs_through_the_runner(
         assert len(result["weights"]["w"]) == 4
         names = {(m.split, m.name) for m in metrics.list_metrics(session, job_id=job_id)}
         assert {("train", "loss"), ("val", "loss"), ("train", "lr")} <= names
-        assert queries.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
+        assert registry.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
 from core.jobs.metrics import list_metrics
+from core.registry import queries as registry
 from tests.factories import add_job
 from worker import runner as runner_module
 from worker.runner import JobRunner
@@ -36,8 +37,8 @@ def test_a_job_records_metrics_checkpoints_and_a_model(
         assert len(metrics) - len(summary) == 4 * 2 * 10  # grad and weight norm of 10 tensors
         checkpoints = queries.list_checkpoints(session, job_id=job_id)
         assert [c.epoch for c in checkpoints] == [3, 4]
-        model_ids = queries.model_ids_for_jobs(session, job_ids=[job_id])
-        model = queries.get_model(session, model_id=model_ids[job_id])
+        model_ids = registry.model_ids_for_jobs(session, job_ids=[job_id])
+        model = registry.get_model_row(session, model_id=model_ids[job_id])
         assert model.checkpoint.epoch == 4
     files = sorted(p.name for p in (store.root / "jobs" / job_id).iterdir())
     assert files == ["epoch-0003.pt", "epoch-0004.pt"]  # pruned files are gone with their rows

@@ -13,7 +13,7 @@ import torch
 import models
 from core.datasets import UnknownDatasetError, get_dataset
 from core.errors import InvalidInputError
-from core.model_options import check_options, option_schema
+from core.registry.model_options import check_options, option_schema
 from models.complexity import count_parameters, forward_flops, layer_table, weight_bytes
 
 

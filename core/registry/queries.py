@@ -1,8 +1,10 @@
-"""The model registry's reads and writes: find a model by id or alias, name it, list, delete.
+"""The model registry's reads and writes: trained models (find one by id or alias, name it, list,
+delete) and uploaded state_dicts (add, read, which active jobs start from one, remove).
 
 Aliases are rows `(name, tag) -> model`. A numeric tag is a version: given once, it never moves
 to another model. `latest` always follows the highest version of a name; `production` moves only
-when asked to. Keyword-only, one transaction per caller, as in core/queries.py.
+when asked to. Keyword-only, one transaction per caller, as in core/jobs/queries.py.
+`get_model_row` is a row; `models.get_model` builds a network.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import queries
+from core.artifacts import StoredFile
 from core.errors import ConflictError, NotFoundError
-from core.model_schemas import ALIAS_REF, CheckpointRef, ModelOut
 from core.ownership import ALL_OWNERS
-from core.tables import Checkpoint, Model, ModelAlias, utcnow
+from core.registry.schemas import ALIAS_REF, CheckpointRef, ModelOut
+from core.tables import ACTIVE_STATUSES, Checkpoint, Job, Model, ModelAlias, UploadedWeights, utcnow
 
 ALIAS_HINT = "an alias is written name:VERSION, name:latest or name:production"
 
@@ -39,7 +41,7 @@ def resolve_model(session: Session, *, ref: str) -> Model:
         raise NotFoundError(
             f"no model is called {ref!r}" + (f"; that name has {known}" if known else "")
         )
-    return queries.get_model(session, model_id=alias.model_id)
+    return get_model_row(session, model_id=alias.model_id)
 
 
 def _tags(session: Session, name: str) -> list[str]:
@@ -196,3 +198,78 @@ def describe(session: Session, *, model: Model) -> ModelOut:
         aliases=aliases_of(session, model_ids=[model.id])[model.id],
         created_at=model.created_at,
     )
+
+
+def create_model(session: Session, *, job: Job, checkpoint: Checkpoint, arch: str) -> Model:
+    """Register the model a succeeded job serves."""
+    model = Model(job_id=job.id, checkpoint_id=checkpoint.id, arch=arch)
+    session.add(model)
+    session.flush()
+    return model
+
+
+def get_model_row(session: Session, *, model_id: str) -> Model:
+    """The model `model_id`, or NotFoundError."""
+    model = session.get(Model, model_id)
+    if model is None:
+        raise NotFoundError(f"no model with id {model_id!r}")
+    return model
+
+
+def model_ids_for_jobs(session: Session, *, job_ids: Sequence[str]) -> dict[str, str]:
+    """job id -> model id, for the jobs that produced a model."""
+    rows = session.execute(select(Model.job_id, Model.id).where(Model.job_id.in_(job_ids)))
+    return {job_id: model_id for job_id, model_id in rows}
+
+
+def add_uploaded_weights(
+    session: Session,
+    *,
+    filename: str,
+    arch: str,
+    config: dict[str, Any],
+    in_channels: int,
+    num_classes: int,
+    input_size: int,
+    stored: StoredFile,
+    weights_id: str,
+    owner: str | None = None,
+) -> UploadedWeights:
+    """Record a state_dict that is already durable on disk and checked against its arch."""
+    row = UploadedWeights(
+        id=weights_id,
+        owner=owner,
+        filename=filename,
+        arch=arch,
+        config=config,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        input_size=input_size,
+        path=stored.path,
+        sha256=stored.sha256,
+        bytes=stored.bytes,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_uploaded_weights(session: Session, *, weights_id: str) -> UploadedWeights:
+    """The uploaded state_dict `weights_id`, or NotFoundError."""
+    row = session.get(UploadedWeights, weights_id)
+    if row is None:
+        raise NotFoundError(f"no uploaded checkpoint with id {weights_id!r}")
+    return row
+
+
+def active_jobs_using_weights(session: Session, *, weights_id: str) -> list[str]:
+    """Ids of queued or running fine-tune jobs that start from the upload `weights_id`."""
+    source = Job.params[("finetune", "source", "checkpoint_id")].as_string()
+    query = select(Job.id).where(Job.status.in_(ACTIVE_STATUSES), source == weights_id)
+    return list(session.scalars(query.order_by(Job.created_at)))
+
+
+def delete_uploaded_weights_row(session: Session, *, row: UploadedWeights) -> None:
+    """Remove the row; the caller removes the file after the commit."""
+    session.delete(row)
+    session.flush()

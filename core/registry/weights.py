@@ -24,8 +24,8 @@ from torch import nn
 
 import models
 from core.errors import InvalidInputError, TooLargeError
-from core.model_options import check_options
 from core.names import check_label
+from core.registry.model_options import check_options
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors")
 SAFETENSORS_HEADER_MAX = 100_000_000  # the safetensors library's own bound on its JSON header
