@@ -1,8 +1,8 @@
 """Predictions in the API process: find the model, keep it loaded, batch concurrent requests.
 
-Checkpoints are loaded with `weights_only=True` and verified against their sha256; nets run in
-eval mode under `torch.inference_mode()` (core/inference.py). Loaded models live in an LRU bounded
-in bytes (api/model_cache.py); concurrent requests for one model share forward passes in an
+Checkpoints are loaded with `weights_only=True` and verified against their sha256; nets run in eval
+mode under `torch.inference_mode()` (core/serving/inference.py). Loaded models live in an LRU
+bounded in bytes (api/model_cache.py); concurrent requests for one model share forward passes in an
 executor thread (api/batching.py), so the event loop never waits on a forward pass or a load.
 """
 
@@ -24,10 +24,10 @@ from core.artifacts import BaseArtifactStore
 from core.datasets.images import DEFAULT_MAX_PIXELS
 from core.db import Database
 from core.errors import TooLargeError
-from core.inference import LoadedModel, as_batch, images_batch, load_model
 from core.ownership import scope_to_owner
-from core.predict_schemas import PredictRequest, PredictResponse
 from core.registry import queries as registry
+from core.serving.inference import LoadedModel, as_batch, images_batch, load_model
+from core.serving.schemas import PredictRequest, PredictResponse
 
 REF_TTL_S = 1.0  # how long a model reference (id or alias) is trusted without the database
 FORWARD_THREADS = 2  # forward passes of different models may overlap; one per model at a time

@@ -210,7 +210,7 @@ async def load(url: str, body: bytes, *, clients: int, seconds: float) -> dict[s
 
 def forward_limit(checkpoint: Path) -> dict[int, float]:
     """In-process samples/s of the forward pass (preprocessed input, softmax), batch 1 and 32."""
-    from core.inference import load_model
+    from core.serving.inference import load_model
 
     torch.set_num_threads(1)
     payload = torch.load(checkpoint, map_location="cpu", weights_only=True)

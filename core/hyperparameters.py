@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from core.numbers import Int
+from core.bodies import Frozen, Int
 from models.init import INIT_SCHEMES
 
 # The schemes models/init.py implements, as a Literal so OpenAPI lists them.
@@ -18,10 +18,6 @@ Precision = Literal["fp32", "bf16", "fp16"]
 # Seeds: within every RNG the service seeds (numpy's legacy seeds are 32-bit), with room to add
 # a rank or a trial number.
 MAX_SEED = 2**31 - 1
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class LRSchedule(Frozen):

@@ -14,14 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 from sqlalchemy.orm import Session
 
+from core.bodies import Frozen, Int
 from core.dataset_queries import check_visible_upload
 from core.datasets import check_available, get_dataset
 from core.errors import InvalidInputError, NotFoundError
 from core.names import MODEL_REF_PATTERN, NAME_PATTERN
-from core.numbers import Int
-from core.predict_schemas import TopK
 from core.registry.queries import resolve_model
-from core.schemas import MAX_TIME_LIMIT_S, DatasetSpec, Frozen, JobCreate
+from core.schemas import MAX_TIME_LIMIT_S, DatasetSpec, JobCreate
+from core.serving.schemas import TopK
 
 PREDICT_DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]{1,2})?)$"
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}

@@ -24,11 +24,11 @@ from pydantic import (
 )
 
 import models
+from core.bodies import Frozen, Int, whole
 from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
 from core.datasets.registry import UPLOAD_ID_PATTERN
 from core.hyperparameters import MAX_SEED, Hyperparameters
 from core.names import NAME_PATTERN
-from core.numbers import Int, whole
 from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe, list_recipes
 from core.registry.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
 from core.sweep_schemas import SweepSettings, trial_body
@@ -37,13 +37,6 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 DEVICE_PATTERN = re.compile(r"^(auto|all|cpu|cuda(:[0-9]{1,2})?)$")
 MAX_TIME_LIMIT_S = 366 * 86_400.0  # a sanity bound; the service's own is D2L_JOB_TIME_LIMIT_S
-
-
-class Frozen(BaseModel):
-    """A request body: immutable, no unknown fields, and strict types (`false` is not 0, nor
-    `"5"` 5), as its JSON Schema says."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 def _one_variant_per_arch(schema: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
@@ -26,9 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from core.bodies import Frozen, Int, whole
 from core.errors import InvalidInputError
 from core.hyperparameters import MAX_SEED, Hyperparameters
-from core.numbers import Int, whole
 
 # Where a sampled value may be written: training knobs, the net and its options, fine-tuning.
 SPACE_ROOTS = ("hyperparameters.", "model.", "finetune.")
@@ -36,10 +35,6 @@ SPACE_ROOTS = ("hyperparameters.", "model.", "finetune.")
 DEFAULT_RANDOM_TRIALS = 10
 MAX_GRID_POINTS = 1000
 MAX_CHOICES = 50  # per field: each is checked as a job at submission
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 # Integer range bounds: any integer a double holds exactly (JSON's own limit).

@@ -1,6 +1,6 @@
 """The engine of a predict job: a trained model over a dataset split, in batches, to a file.
 
-Each batch goes through the very steps of the online predict endpoint (core/inference.py:
+Each batch goes through the very steps of the online predict endpoint (core/serving/inference.py:
 `run_forward`, then `respond`), so a sample gets the same class, label and top-k probabilities
 offline as online. Knows nothing of the database or Celery: the runner supplies `should_stop`.
 """
@@ -20,8 +20,8 @@ import torch
 from core.artifacts import BaseArtifactStore
 from core.datasets import get_dataset, load_raw
 from core.datasets.registry import dataset_splits
-from core.inference import LoadedModel, load_model, respond, run_forward
 from core.predict_jobs import MEDIA_TYPES, PredictJobCreate
+from core.serving.inference import LoadedModel, load_model, respond, run_forward
 from worker.training_state import JobCancelled, StepProgress
 
 

@@ -16,7 +16,6 @@ from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep
 from api.json_body import StrictJsonRoute
 from api.params import AliasName, ModelRef, NameFilter, TensorName
-from core import export as model_export
 from core.errors import ConflictError
 from core.names import NAME_PATTERN
 from core.registry import queries as registry
@@ -28,6 +27,7 @@ from core.registry.parameters import (
     tensor_values,
 )
 from core.registry.schemas import AliasCreate, ExportFormat, ModelOut, ModelPage
+from core.serving import export as model_export
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJsonRoute)
 MEDIA_TYPES = {"pt": "application/octet-stream", "safetensors": "application/octet-stream"}

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 import models
-from core.numbers import whole
+from core.bodies import whole
 from models.layers import ACTIVATIONS
 
 MAX_LAYERS = 16  # hidden layers of an MLP, blocks of a VGG

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from core.errors import InvalidInputError
-from core.inference import LoadedModel
 from core.registry.schemas import ExportFormat
+from core.serving.inference import LoadedModel
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 MEDIA_TYPES: dict[str, str] = {

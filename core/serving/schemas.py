@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from core.numbers import whole
-from core.schemas import Frozen
+from core.bodies import Frozen, whole
 
 MAX_CLASSES = 100_000  # as many as an uploaded state_dict may have (POST /v1/checkpoints)
 TopK = Annotated[int, Field(ge=1, le=MAX_CLASSES), BeforeValidator(whole)]

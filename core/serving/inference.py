@@ -21,8 +21,8 @@ import models
 from core import preprocessing
 from core.datasets.images import ImageDecodeError, decode_image, pixels_to_raw
 from core.errors import InvalidInputError
-from core.predict_schemas import Prediction, PredictResponse, RegressionPrediction
 from core.preprocessing import Preprocessing
+from core.serving.schemas import Prediction, PredictResponse, RegressionPrediction
 
 
 @dataclass(frozen=True)
@@ -158,10 +158,3 @@ def _prediction(
         label=names[indices[0]],
         probabilities={names[i]: v for v, i in zip(values, indices, strict=True)},
     )
-
-
-def predict(
-    loaded: LoadedModel, model_id: str, raw: torch.Tensor, *, top_k: int | None
-) -> PredictResponse:
-    """The unbatched path: one forward pass for one request's samples."""
-    return respond(loaded, model_id, run_forward(loaded, raw), top_k=top_k)
