@@ -97,17 +97,6 @@ def list_jobs(
     return page.unique().all(), total
 
 
-def list_experiments(session: Session) -> Sequence[tuple[Experiment, int]]:
-    """Every experiment with its number of jobs."""
-    query = (
-        select(Experiment, func.count(Job.id))
-        .outerjoin(Job, Job.experiment_id == Experiment.id)
-        .group_by(Experiment.id)
-        .order_by(Experiment.name)
-    )
-    return [(experiment, count) for experiment, count in session.execute(query).all()]
-
-
 def lock_job(session: Session, *, job_id: str) -> Job:
     """The job, locked until the transaction ends (PostgreSQL; SQLite has one writer anyway), so
     that starting, cancelling and reaping it never interleave."""

@@ -526,12 +526,6 @@ class CheckpointOut(BaseModel):
     created_at: datetime
 
 
-class ExperimentOut(BaseModel):
-    name: str
-    created_at: datetime
-    jobs: int
-
-
 def job_arch(params: dict[str, Any]) -> str:
     """What a stored job request trains: its architecture; a predict job names a trained model
     (id or alias) instead (core/predict_jobs.py)."""

@@ -20,8 +20,8 @@ from api.params import ExperimentName, JobId, MetricItem, ModelRef
 from api.serving import Serving
 from core import queries
 from core.errors import InvalidInputError, NotFoundError
+from core.experiments.plots import Curve, curves_png, heatmap_png
 from core.jobs.metrics import MetricPoint, read_metrics
-from core.plots import Curve, curves_png, heatmap_png
 from core.schemas import job_arch
 from core.tables import Job
 

@@ -7,6 +7,7 @@ from core import queries
 from core.artifacts import StoredFile
 from core.db import Database
 from core.errors import NotFoundError
+from core.experiments.queries import list_experiments
 from core.jobs.metrics import latest_metrics, list_metrics, record_epoch
 from core.registry import queries as registry
 from tests.factories import add_job
@@ -80,7 +81,7 @@ def test_jobs_list_filters_and_paginates_newest_first(db: Database) -> None:
             session, experiment=None, status="running", limit=10, offset=0
         )
         assert total == 0 and not none
-        experiments = {e.name: n for e, n in queries.list_experiments(session)}
+        experiments = {e.name: n for e, n in list_experiments(session)}
         assert experiments == {"a": 2, "b": 3}
 
 

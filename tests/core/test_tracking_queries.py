@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import experiment_queries
 from core.db import Database
+from core.experiments import queries as experiment_queries
 from core.jobs import metrics
 from core.jobs.metrics import metrics_after, read_metrics
 from tests.factories import add_job

@@ -1,4 +1,5 @@
-"""Answers of GET /v1/experiments/{name} and /compare: a summary and a table of runs."""
+"""Answers of GET /v1/experiments (each with its number of jobs), /{name} (a summary) and
+/compare (a table of runs)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Goal = Literal["max", "min"]
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    created_at: datetime
+    jobs: int
 
 
 class BestRun(BaseModel):

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, NotFoundError
-from core.experiment_schemas import BestRun, Comparison, ExperimentSummary, Goal, RunRow
+from core.experiments.schemas import BestRun, Comparison, ExperimentSummary, Goal, RunRow
 from core.jobs.metrics import LAYER_SPLIT
 from core.registry.queries import model_ids_for_jobs
 from core.schemas import JobStatus, job_arch, job_model_config
@@ -22,6 +22,17 @@ from core.tables import Experiment, Job, Metric, utcnow
 
 LOWER_IS_BETTER = ("loss", "error", "mse")
 SETTINGS = ("kind", "model", "dataset", "hyperparameters", "kfold", "finetune")
+
+
+def list_experiments(session: Session) -> Sequence[tuple[Experiment, int]]:
+    """Every experiment with its number of jobs."""
+    query = (
+        select(Experiment, func.count(Job.id))
+        .outerjoin(Job, Job.experiment_id == Experiment.id)
+        .group_by(Experiment.id)
+        .order_by(Experiment.name)
+    )
+    return [(experiment, count) for experiment, count in session.execute(query).all()]
 
 
 def goal_for(metric: str, goal: Goal | None) -> Goal:
