@@ -21,10 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from api.batching import BatchObserver, MicroBatcher
 from api.model_cache import ModelCache, RefCache
 from core.artifacts import BaseArtifactStore
+from core.auth.ownership import scope_to_owner
 from core.datasets.images import DEFAULT_MAX_PIXELS
 from core.db import Database
 from core.errors import TooLargeError
-from core.ownership import scope_to_owner
 from core.registry import queries as registry
 from core.serving.inference import LoadedModel, as_batch, images_batch, load_model
 from core.serving.schemas import PredictRequest, PredictResponse

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from core import tokens
+from core.auth import tokens
 from core.db import Database
 from core.errors import ServiceError
 from core.settings import get_settings

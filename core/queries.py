@@ -10,8 +10,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.artifacts import StoredFile
+from core.auth.ownership import ALL_OWNERS
 from core.errors import ConflictError, NotFoundError
-from core.ownership import ALL_OWNERS
 from core.schemas import JobCreate
 
 if TYPE_CHECKING:  # core.predict_jobs imports this module (through the model registry)

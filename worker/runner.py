@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from core import queries, workers
 from core.artifacts import BaseArtifactStore
+from core.auth.ownership import scope_to_job_owner, scope_to_owner
 from core.datasets import fetch_if_missing, get_dataset
 from core.db import Database
 from core.errors import InvalidInputError
 from core.finetune import lineage, resolve_source
 from core.jobs import metrics
 from core.jobs.metrics import LAYER_SPLIT
-from core.ownership import scope_to_job_owner, scope_to_owner
 from core.predict_jobs import PredictJobCreate, parse_job_params
 from core.queries import CANCELLED_AWAY
 from core.references import resolve_references

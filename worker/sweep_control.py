@@ -14,9 +14,9 @@ from optuna.trial import TrialState, create_trial
 from sqlalchemy.orm import Session
 
 from core import queries, sweep_queries
+from core.auth.job_quota import Quota, room
 from core.db import Database
 from core.queue import queue_for
-from core.quotas import Quota, room
 from core.schemas import FINISHED_STATUSES, JobCreate
 from core.sweep_schemas import SweepSettings
 from core.tables import ACTIVE_STATUSES, Job, utcnow

@@ -15,10 +15,10 @@ from api.deps import ServingDep, SessionDep, SessionRoute, SettingsDep
 from api.errors import rules
 from api.params import WeightsId
 from core.artifacts import BaseArtifactStore
+from core.auth.storage_quota import storage_quota
 from core.errors import ConflictError, InvalidInputError
 from core.registry import queries as registry
 from core.registry.weights import check_loads, describe_net, read_state_dict
-from core.storage_quota import storage_quota
 from core.tables import new_id
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"], route_class=SessionRoute)

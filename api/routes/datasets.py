@@ -11,6 +11,7 @@ from api.deps import SessionDep, SessionRoute, SettingsDep
 from api.errors import rules
 from api.params import DatasetId
 from core import dataset_queries
+from core.auth.storage_quota import storage_quota
 from core.dataset_schemas import DatasetOut
 from core.datasets import clear_raw_cache, get_dataset, list_datasets, missing_files
 from core.datasets.stored import META_FILE, read_meta, upload_dir
@@ -18,7 +19,6 @@ from core.datasets.uploads import UploadLimits, receive_upload, remove_upload
 from core.errors import ConflictError, InvalidInputError
 from core.names import LABEL_PATTERN
 from core.settings import Settings
-from core.storage_quota import storage_quota
 from core.tables import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionRoute)

@@ -17,6 +17,7 @@ from api.params import BareMetric, JobId, MetricNames, NameFilter
 from api.submission import SubmissionRoute
 from core import queries, sweep_queries, workers
 from core.admission import check_fits_a_worker
+from core.auth.job_quota import check_quota
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, UnavailableError
 from core.finetune import check_compatible
@@ -26,7 +27,6 @@ from core.model_size import check_model_size
 from core.names import NAME_PATTERN
 from core.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
 from core.queue import queue_for
-from core.quotas import check_quota
 from core.recipes import compare, variant_offer
 from core.references import BASE_SOURCE, resolve_references
 from core.registry import queries as registry

@@ -35,8 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import OwnerDep
 from api.routes.workers import ALIVE_WITHIN
+from core.auth.ownership import scope_to_owner
 from core.db import Database
-from core.ownership import scope_to_owner
 from core.queue import QUEUES, JobQueue
 from core.schemas import JobStatus
 from core.tables import Job, utcnow

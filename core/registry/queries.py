@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.artifacts import StoredFile
+from core.auth.ownership import ALL_OWNERS
 from core.errors import ConflictError, NotFoundError
-from core.ownership import ALL_OWNERS
 from core.registry.schemas import ALIAS_REF, CheckpointRef, ModelOut
 from core.tables import ACTIVE_STATUSES, Checkpoint, Job, Model, ModelAlias, UploadedWeights, utcnow
 

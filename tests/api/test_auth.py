@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from cli.main import main as cli_main
-from core import tokens
 from core.artifacts import open_artifact_store
+from core.auth import tokens
 from core.db import Database
 from core.settings import Settings, get_settings
 from migrations.upgrade import upgrade

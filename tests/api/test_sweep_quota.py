@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core import queries, sweep_queries
-from core.quotas import Quota
+from core.auth.job_quota import Quota
 from core.schemas import FINISHED_STATUSES
 from tests.api.test_auth import SMALL_JOB, Service, make_service
 from tests.conftest import RecordingQueue

@@ -27,12 +27,6 @@ def scope_to_owner(session: Session, owner: str | None) -> Session:
     return session
 
 
-def session_owner(session: Session) -> str | None:
-    """The owner a session is scoped to, None when unscoped; new rows are created for it."""
-    owner: str | None = session.info.get(OWNER_KEY)
-    return owner
-
-
 def scope_to_job_owner(session: Session, *, job_id: str) -> Session:
     """Make `session` see only what job `job_id`'s owner sees (everything when it has none)."""
     owner = session.scalar(
