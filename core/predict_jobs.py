@@ -15,8 +15,8 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 from sqlalchemy.orm import Session
 
 from core.bodies import Frozen, Int
-from core.dataset_queries import check_visible_upload
 from core.datasets import check_available, get_dataset
+from core.datasets.queries import check_visible_upload
 from core.errors import InvalidInputError, NotFoundError
 from core.names import MODEL_REF_PATTERN, NAME_PATTERN
 from core.registry.queries import resolve_model

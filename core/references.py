@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core.dataset_queries import check_visible_upload
+from core.datasets.queries import check_visible_upload
 from core.errors import InvalidInputError, NotFoundError
 from core.finetune import WeightSource, resolve_source
 from core.predict_jobs import PredictJobCreate

@@ -26,7 +26,7 @@ from pydantic import (
 import models
 from core.bodies import Frozen, Int, whole
 from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
-from core.datasets.registry import UPLOAD_ID_PATTERN
+from core.datasets.info import UPLOAD_ID_PATTERN
 from core.hyperparameters import MAX_SEED, Hyperparameters
 from core.names import NAME_PATTERN
 from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe, list_recipes

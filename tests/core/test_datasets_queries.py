@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import dataset_queries
+from core.datasets import queries as dataset_queries
 from core.db import Database
 from core.errors import NotFoundError
 from core.tables import Experiment, Job
