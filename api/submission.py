@@ -1,4 +1,4 @@
-"""POST /v1/jobs takes a union of bodies (core/predict_jobs.py: `JobSubmission`); its 422s keep
+"""POST /v1/jobs takes a union of bodies (core/jobs/predict_jobs.py: `JobSubmission`); its 422s keep
 the field paths they had before the union, without the union member's tag."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from api.json_body import StrictJsonRoute
-from core.predict_jobs import SUBMISSION_TAGS
+from core.jobs.predict_jobs import SUBMISSION_TAGS
 
 
 def untagged(error: dict[str, Any]) -> dict[str, Any]:

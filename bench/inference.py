@@ -102,11 +102,11 @@ def serve_bare(checkpoint: str, port: int) -> None:
 
 def train_model(data_dir: Path) -> tuple[str, Path]:
     """A LeNet trained on digits through the real runner: (model id, checkpoint file)."""
-    from core import queries
     from core.artifacts import ArtifactStore
     from core.db import Database
+    from core.jobs import queries
+    from core.jobs.schemas import JobCreate
     from core.registry import queries as registry
-    from core.schemas import JobCreate
     from core.settings import Settings
     from migrations.upgrade import upgrade
     from worker.runner import JobRunner

@@ -43,12 +43,12 @@ CONCURRENCY = (1, 8, 32)
 def peer_model(data_dir: Path) -> str:
     """The peers' LeNet, registered as a model of a (synthetic) succeeded job: its id."""
     import models
-    from core import queries
     from core.artifacts import ArtifactStore
     from core.db import Database
+    from core.jobs import queries
+    from core.jobs.schemas import JobCreate
     from core.preprocessing import Preprocessing
     from core.registry import queries as registry
-    from core.schemas import JobCreate
     from core.settings import Settings
     from migrations.upgrade import upgrade
 

@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import create_engine, text
 
-from core import queries
 from core.db import Database
+from core.jobs import queries
+from core.jobs.schemas import JobCreate
 from core.queue import CPU_QUEUE, JobQueue, make_celery
-from core.schemas import JobCreate
 from core.settings import Settings
 from core.workers import list_workers
 from migrations.upgrade import upgrade

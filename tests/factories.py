@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import queries
 from core.db import Database
-from core.schemas import JobCreate
+from core.jobs import queries
+from core.jobs.schemas import JobCreate
 from core.settings import Settings
 from core.tables import Job
 from migrations.upgrade import upgrade

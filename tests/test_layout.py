@@ -90,6 +90,36 @@ def test_no_two_packages_import_each_other_in_a_circle() -> None:
     assert circles(package_imports()) == []
 
 
+def core_room_imports() -> dict[str, set[str]]:
+    """Each of core's rooms (a package such as jobs/, or a top-level module such as tables.py)
+    -> the other rooms its modules import."""
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "core").rglob("*.py"):
+        room = path.relative_to(ROOT / "core").parts[0].removesuffix(".py")
+        if room == "__init__":
+            continue
+        targets = graph.setdefault(room, set())
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            modules: list[str] = []
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+                if node.module == "core":
+                    modules = [f"core.{alias.name}" for alias in node.names]
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] == "core" and len(parts) > 1 and parts[1] != room:
+                    targets.add(parts[1])
+    return graph
+
+
+def test_core_rooms_import_one_way() -> None:
+    """Domains lean on the infrastructure and on each other in one direction (experiments ->
+    jobs -> registry -> datasets -> tables ...), never back."""
+    assert circles(core_room_imports()) == []
+
+
 def test_a_circle_is_found_however_long() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(graph) == [["a", "b", "c", "a"]]

@@ -18,9 +18,10 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from core import queries, workers
+from core import workers
 from core.artifacts import open_artifact_store
 from core.db import Database
+from core.jobs import queries
 from core.leftovers import sweep_leftovers
 from core.queue import JobQueue, make_celery
 from core.settings import get_settings

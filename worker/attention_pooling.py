@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from core.datasets import PreparedData, Split
-from core.schemas import JobCreate
+from core.jobs.schemas import JobCreate
 from models import leave_one_out
 from worker.checkpoints import model_record
 from worker.engine import build_network

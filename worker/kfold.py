@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from core.schemas import JobCreate, KFold
+from core.jobs.schemas import JobCreate, KFold
 from worker.batches import DataPlan
 from worker.engine import autocast, load_data, run_training, summarise
 from worker.training_state import Callbacks, EpochReport

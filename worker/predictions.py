@@ -20,7 +20,7 @@ import torch
 from core.artifacts import BaseArtifactStore
 from core.datasets import get_dataset, load_raw
 from core.datasets.registry import dataset_splits
-from core.predict_jobs import MEDIA_TYPES, PredictJobCreate
+from core.jobs.predict_jobs import MEDIA_TYPES, PredictJobCreate
 from core.serving.inference import LoadedModel, load_model, respond, run_forward
 from worker.training_state import JobCancelled, StepProgress
 

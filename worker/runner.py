@@ -15,20 +15,20 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session
 
-from core import queries, workers
+from core import workers
 from core.artifacts import BaseArtifactStore
 from core.auth.ownership import scope_to_job_owner, scope_to_owner
 from core.datasets import fetch_if_missing, get_dataset
 from core.db import Database
 from core.errors import InvalidInputError
-from core.finetune import lineage, resolve_source
-from core.jobs import metrics
+from core.jobs import metrics, queries
+from core.jobs.finetune import lineage, resolve_source
 from core.jobs.metrics import LAYER_SPLIT
-from core.predict_jobs import PredictJobCreate, parse_job_params
-from core.queries import CANCELLED_AWAY
-from core.references import resolve_references
+from core.jobs.predict_jobs import PredictJobCreate, parse_job_params
+from core.jobs.queries import CANCELLED_AWAY
+from core.jobs.references import resolve_references
+from core.jobs.schemas import FINISHED_STATUSES, JobCreate
 from core.registry import queries as registry
-from core.schemas import FINISHED_STATUSES, JobCreate
 from core.tables import Job, Model, utcnow
 from worker import devices, distributed
 from worker.batches import DataPlan

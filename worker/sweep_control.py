@@ -13,12 +13,12 @@ import optuna
 from optuna.trial import TrialState, create_trial
 from sqlalchemy.orm import Session
 
-from core import queries, sweep_queries
 from core.auth.job_quota import Quota, room
 from core.db import Database
+from core.jobs import queries, sweep_queries
+from core.jobs.schemas import FINISHED_STATUSES, JobCreate
+from core.jobs.sweep_schemas import SweepSettings
 from core.queue import queue_for
-from core.schemas import FINISHED_STATUSES, JobCreate
-from core.sweep_schemas import SweepSettings
 from core.tables import ACTIVE_STATUSES, Job, utcnow
 from worker.sweeps import SweepQueue, TrialPruned, ask_values, rebuild_study, rung_attrs
 from worker.training_state import EpochReport

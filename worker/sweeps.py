@@ -24,9 +24,9 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState, create_trial
 
-from core import sweep_queries
-from core.sweep_queries import Series
-from core.sweep_schemas import Range, SweepSettings
+from core.jobs import sweep_queries
+from core.jobs.sweep_queries import Series
+from core.jobs.sweep_schemas import Range, SweepSettings
 from core.tables import ACTIVE_STATUSES, Job
 from worker.training_state import JobCancelled
 

@@ -12,7 +12,7 @@ from celery.worker.request import Request
 
 from core.artifacts import open_artifact_store
 from core.auth.job_quota import Quota
-from core.job_logs import capture, publish_log
+from core.jobs.logs import capture, publish_log
 from core.queue import RUN_JOB_TASK, SWEEP_STEP_TASK, JobQueue
 from core.tables import utcnow
 from worker.app import app, database, settings

@@ -29,13 +29,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
 from api.params import JobId
-from core import queries
 from core.auth.ownership import scope_to_owner
 from core.db import Database
 from core.errors import ServiceError
+from core.jobs import queries
 from core.jobs.metrics import LAYER_SPLIT, MetricPoint, metrics_after
+from core.jobs.schemas import FINISHED_STATUSES
 from core.registry import queries as registry
-from core.schemas import FINISHED_STATUSES
 from core.tables import Job, utcnow
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -15,22 +15,19 @@ from api.deps import MAX_OFFSET, CpuDep, JobQueueDep, SessionDep, SettingsDep
 from api.errors import rules
 from api.params import BareMetric, JobId, MetricNames, NameFilter
 from api.submission import SubmissionRoute
-from core import queries, sweep_queries, workers
-from core.admission import check_fits_a_worker
+from core import workers
 from core.auth.job_quota import check_quota
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, UnavailableError
-from core.finetune import check_compatible
+from core.jobs import queries, sweep_queries
+from core.jobs.admission import check_fits_a_worker
+from core.jobs.finetune import check_compatible
+from core.jobs.memory_estimate import data_footprint
 from core.jobs.metrics import latest_metrics, parse_metric_names, read_metrics
-from core.memory import data_footprint
-from core.model_size import check_model_size
-from core.names import NAME_PATTERN
-from core.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
-from core.queue import queue_for
-from core.recipes import compare, variant_offer
-from core.references import BASE_SOURCE, resolve_references
-from core.registry import queries as registry
-from core.schemas import (
+from core.jobs.model_size import check_model_size
+from core.jobs.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
+from core.jobs.references import BASE_SOURCE, resolve_references
+from core.jobs.schemas import (
     CheckpointOut,
     JobCreate,
     JobOut,
@@ -39,6 +36,10 @@ from core.schemas import (
     MetricOut,
     Progress,
 )
+from core.names import NAME_PATTERN
+from core.queue import queue_for
+from core.recipes import compare, variant_offer
+from core.registry import queries as registry
 from core.settings import Settings
 from core.tables import Job
 

@@ -37,8 +37,8 @@ from api.auth import OwnerDep
 from api.routes.workers import ALIVE_WITHIN
 from core.auth.ownership import scope_to_owner
 from core.db import Database
+from core.jobs.schemas import JobStatus
 from core.queue import QUEUES, JobQueue
-from core.schemas import JobStatus
 from core.tables import Job, utcnow
 from core.workers import list_workers
 

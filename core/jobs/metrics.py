@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
-from core.queries import get_job
+from core.jobs.queries import get_job
 from core.tables import Metric
 
 MetricKey = tuple[str, str]  # (split, name)

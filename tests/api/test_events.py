@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from api.app import create_app
-from core import queries
 from core.db import Database
+from core.jobs import queries
 from core.jobs.metrics import record_epoch
 from core.settings import Settings
 from core.tables import utcnow

@@ -6,9 +6,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from core import queries
 from core.db import Database
-from core.jobs import metrics
+from core.jobs import metrics, queries
 from tests.factories import add_job
 
 

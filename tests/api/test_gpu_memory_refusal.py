@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 from core import workers
 from core.datasets import get_dataset
 from core.db import Database
-from core.memory import GIB, estimate
+from core.jobs.memory_estimate import GIB, estimate
 from tests.factories import job_spec
 
 BIG = {

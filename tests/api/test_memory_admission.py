@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.datasets import get_dataset
 from core.db import Database
-from core.memory import GIB, DataFootprint, estimate
+from core.jobs.memory_estimate import GIB, DataFootprint, estimate
 from core.settings import Settings
 from core.workers import register_worker
 from tests.conftest import RecordingQueue

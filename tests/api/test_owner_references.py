@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core import queries
 from core.artifacts import open_artifact_store
-from core.predict_jobs import PredictJobCreate
+from core.jobs import queries
+from core.jobs.predict_jobs import PredictJobCreate
+from core.jobs.schemas import JobCreate
 from core.registry import queries as registry
-from core.schemas import JobCreate
 from core.tables import Job
 from tests.api.test_auth import SMALL_JOB, Service, make_service
 from tests.conftest import RecordingQueue

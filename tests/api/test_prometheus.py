@@ -6,9 +6,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from core import queries, workers
+from core import workers
 from core.auth import tokens
 from core.db import Database
+from core.jobs import queries
 from core.settings import Settings
 from core.tables import new_id
 from tests.api.conftest import Trained

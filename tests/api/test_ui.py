@@ -10,9 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core import queries
 from core.db import Database
-from core.jobs import metrics
+from core.jobs import metrics, queries
 from core.settings import Settings
 from tests.conftest import RecordingQueue
 from tests.factories import add_job

@@ -24,7 +24,7 @@ from core.datasets import (
 )
 from core.datasets.images import decode_image, pixels_to_raw
 from core.errors import InvalidInputError
-from core.schemas import DatasetSpec
+from core.jobs.schemas import DatasetSpec
 
 MNIST_NAMES = (
     "train-images-idx3-ubyte",

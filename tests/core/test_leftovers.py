@@ -14,9 +14,9 @@ import torch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
 from core.leftovers import sweep_leftovers
 from core.settings import Settings
 from models import get_model

@@ -3,11 +3,11 @@
 import pytest
 from sqlalchemy import inspect
 
-from core import queries
 from core.artifacts import StoredFile
 from core.db import Database
 from core.errors import NotFoundError
 from core.experiments.queries import list_experiments
+from core.jobs import queries
 from core.jobs.metrics import latest_metrics, list_metrics, record_epoch
 from core.registry import queries as registry
 from tests.factories import add_job

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from core.schemas import JobCreate
-from core.sweep_schemas import Range, SweepSettings, full_path, read_path, trial_body
+from core.jobs.schemas import JobCreate
+from core.jobs.sweep_schemas import Range, SweepSettings, full_path, read_path, trial_body
 
 BASE: dict[str, Any] = {
     "kind": "sweep",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from core import queries
 from core.artifacts import FsspecArtifactStore, open_artifact_store
 from core.db import Database
-from core.job_logs import read_job_log
+from core.jobs import queries
+from core.jobs.logs import read_job_log
 from core.queue import JobQueue, make_celery
 from core.settings import Settings
 from migrations.upgrade import upgrade

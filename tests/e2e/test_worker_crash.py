@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import queries
-from core.jobs import metrics
+from core.jobs import metrics, queries
 from core.settings import Settings
 from tests.e2e.processes import (
     enqueue_job,

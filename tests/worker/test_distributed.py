@@ -7,10 +7,9 @@ runs the same code with CPU processes, so the data-parallel arithmetic is checke
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.jobs import metrics
+from core.jobs import metrics, queries
 from tests.factories import add_job
 from worker import distributed
 from worker.engine import epoch_order, shard_batches

@@ -5,13 +5,13 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.datasets import list_datasets
 from core.datasets.digits import load_digits_raw
 from core.datasets.info import DatasetInfo, RawData
 from core.datasets.registry import register_dataset
 from core.db import Database
+from core.jobs import queries
 from core.registry import queries as registry
 from core.tables import new_id
 from tests.factories import add_job

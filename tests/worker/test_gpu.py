@@ -5,10 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.jobs import metrics
+from core.jobs import metrics, queries
 from tests.factories import add_job, job_spec
 from worker import devices, distributed
 from worker.batches import DataPlan

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
 from core.jobs.metrics import list_metrics
+from core.jobs.schemas import JobCreate
 from core.registry import queries as registry
-from core.schemas import JobCreate
 from tests.factories import add_job
 from worker.kfold import cross_validate, fold_indices
 from worker.runner import JobRunner

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.jobs import metrics
+from core.jobs import metrics, queries
 from core.queue import JobQueue, make_celery
 from core.settings import Settings
 from core.tables import Job, Model, utcnow

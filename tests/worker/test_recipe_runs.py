@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
+from core.jobs.schemas import JobCreate
 from core.recipes import compare, get_recipe, list_recipes
 from core.registry import queries as registry
-from core.schemas import JobCreate
 from worker.regression import fit_regression
 from worker.runner import JobRunner
 

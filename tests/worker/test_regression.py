@@ -12,14 +12,13 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 import models
-from core import queries
 from core.artifacts import ArtifactStore
 from core.datasets import load_raw
 from core.db import Database
-from core.jobs import metrics
+from core.jobs import metrics, queries
+from core.jobs.schemas import JobCreate
 from core.preprocessing import Preprocessing, apply
 from core.registry import queries as registry
-from core.schemas import JobCreate
 from tests.factories import add_job
 from worker.regression import fit_regression
 from worker.runner import JobRunner

@@ -13,10 +13,9 @@ import pytest
 import torch
 from sqlalchemy import delete
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.jobs import metrics
+from core.jobs import metrics, queries
 from core.tables import Model, utcnow
 from tests.conftest import RecordingQueue
 from tests.factories import add_job, job_spec

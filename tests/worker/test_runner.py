@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
 from core.jobs.metrics import list_metrics
 from core.registry import queries as registry
 from tests.factories import add_job

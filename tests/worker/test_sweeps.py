@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from core import queries, sweep_queries
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.jobs import metrics
-from core.schemas import JobCreate
+from core.jobs import metrics, queries, sweep_queries
+from core.jobs.schemas import JobCreate
 from core.tables import Job
 from tests.client.conftest import ThreadWorker
 from worker.runner import JobRunner

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import queries
 from core.errors import InvalidInputError
+from core.jobs import queries
+from core.jobs.schemas import JobCreate
 from core.registry import queries as registry
-from core.schemas import JobCreate
 
 
 @dataclass(frozen=True)

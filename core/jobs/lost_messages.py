@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.sweep_queries import sweep_settings
+from core.jobs.sweep_queries import sweep_settings
 from core.tables import ACTIVE_STATUSES, Job
 
 

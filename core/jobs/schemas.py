@@ -27,11 +27,11 @@ import models
 from core.bodies import Frozen, Int, whole
 from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
 from core.datasets.info import UPLOAD_ID_PATTERN
-from core.hyperparameters import MAX_SEED, Hyperparameters
+from core.jobs.hyperparameters import MAX_SEED, Hyperparameters
+from core.jobs.sweep_schemas import SweepSettings, trial_body
 from core.names import NAME_PATTERN
 from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe, list_recipes
 from core.registry.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
-from core.sweep_schemas import SweepSettings, trial_body
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -528,7 +528,7 @@ class CheckpointOut(BaseModel):
 
 def job_arch(params: dict[str, Any]) -> str:
     """What a stored job request trains: its architecture; a predict job names a trained model
-    (id or alias) instead (core/predict_jobs.py)."""
+    (id or alias) instead (core/jobs/predict_jobs.py)."""
     model = params["model"]
     return str(model["arch"]) if isinstance(model, dict) else f"model {model}"
 

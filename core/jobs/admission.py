@@ -18,9 +18,9 @@ from datetime import timedelta
 import models
 from core.datasets import DatasetInfo
 from core.errors import InvalidInputError
-from core.memory import GIB, DataFootprint, DeviceKind, TrainingMemory, estimate
+from core.jobs.memory_estimate import GIB, DataFootprint, DeviceKind, TrainingMemory, estimate
+from core.jobs.schemas import JobCreate
 from core.queue import queue_for
-from core.schemas import JobCreate
 from core.tables import Worker, utcnow
 
 ALIVE_WITHIN = timedelta(seconds=60)

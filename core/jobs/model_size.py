@@ -13,7 +13,7 @@ import torch
 import models
 from core.datasets import DatasetInfo
 from core.errors import InvalidInputError
-from core.schemas import JobCreate
+from core.jobs.schemas import JobCreate
 from models.complexity import count_parameters
 
 

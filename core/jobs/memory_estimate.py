@@ -1,6 +1,6 @@
 """How much memory a training job needs on its device, estimated before it runs, so a job that no
-worker could hold is refused at submission with the numbers (`core.admission`), instead of being
-killed by the kernel or waiting in the queue forever.
+worker could hold is refused at submission with the numbers (`core.jobs.admission`), instead of
+being killed by the kernel or waiting in the queue forever.
 
 The estimate is a dry run on the meta device (shapes only: no memory, no data): weights, their
 gradients, the optimiser's state (momentum: one copy, Adam: two), and what autograd keeps of every
@@ -19,7 +19,7 @@ import torch
 
 import models
 from core.datasets import DatasetInfo
-from core.schemas import JobCreate
+from core.jobs.schemas import JobCreate
 from core.settings import Settings
 from models.complexity import activation_elements, count_parameters
 

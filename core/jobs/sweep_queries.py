@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import queries
 from core.errors import NotFoundError
-from core.schemas import FINISHED_STATUSES
-from core.sweep_schemas import SweepSettings, read_path
+from core.jobs import queries
+from core.jobs.schemas import FINISHED_STATUSES
+from core.jobs.sweep_schemas import SweepSettings, read_path
 from core.tables import ACTIVE_STATUSES, Job, Metric
 
 Series = dict[int, float]  # epoch -> value

@@ -18,9 +18,9 @@ from core.bodies import Frozen, Int
 from core.datasets import check_available, get_dataset
 from core.datasets.queries import check_visible_upload
 from core.errors import InvalidInputError, NotFoundError
+from core.jobs.schemas import MAX_TIME_LIMIT_S, DatasetSpec, JobCreate
 from core.names import MODEL_REF_PATTERN, NAME_PATTERN
 from core.registry.queries import resolve_model
-from core.schemas import MAX_TIME_LIMIT_S, DatasetSpec, JobCreate
 from core.serving.schemas import TopK
 
 PREDICT_DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]{1,2})?)$"

@@ -27,7 +27,7 @@ from pydantic import (
 
 from core.bodies import Frozen, Int, whole
 from core.errors import InvalidInputError
-from core.hyperparameters import MAX_SEED, Hyperparameters
+from core.jobs.hyperparameters import MAX_SEED, Hyperparameters
 
 # Where a sampled value may be written: training knobs, the net and its options, fine-tuning.
 SPACE_ROOTS = ("hyperparameters.", "model.", "finetune.")

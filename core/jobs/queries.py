@@ -1,10 +1,10 @@
-"""Reads and writes of the service's rows. Keyword-only, small, one transaction per caller."""
+"""Reads and writes of jobs and their checkpoints: keyword-only, one transaction per caller."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -12,10 +12,8 @@ from sqlalchemy.orm import Session
 from core.artifacts import StoredFile
 from core.auth.ownership import ALL_OWNERS
 from core.errors import ConflictError, NotFoundError
-from core.schemas import JobCreate
-
-if TYPE_CHECKING:  # core.predict_jobs imports this module (through the model registry)
-    from core.predict_jobs import PredictJobCreate
+from core.jobs.predict_jobs import PredictJobCreate
+from core.jobs.schemas import JobCreate
 from core.tables import (
     Checkpoint,
     Experiment,

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from core.datasets.queries import check_visible_upload
 from core.errors import InvalidInputError, NotFoundError
-from core.finetune import WeightSource, resolve_source
-from core.predict_jobs import PredictJobCreate
+from core.jobs.finetune import WeightSource, resolve_source
+from core.jobs.predict_jobs import PredictJobCreate
+from core.jobs.schemas import JobCreate
 from core.registry import queries as registry
 from core.registry.queries import resolve_model
-from core.schemas import JobCreate
 
 BASE_SOURCE = "finetune.source"
 
