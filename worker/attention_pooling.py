@@ -82,7 +82,7 @@ def fit_attention_pooling(
         callbacks.on_epoch(report)
         if stopper.should_stop(report):
             break
-    return summarise(spec, data, net, history, stopper, keys=keys, values=values)
+    return pooling_result(spec, data, net, history, stopper, keys=keys, values=values)
 
 
 def checkpoint_payload(
@@ -121,7 +121,7 @@ def downsampled(weights: torch.Tensor) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def summarise(
+def pooling_result(
     spec: JobCreate,
     data: PreparedData,
     net: nn.Module,

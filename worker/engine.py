@@ -379,10 +379,10 @@ def fit(
         progress=callbacks.progress,
         feed=feed,
     )
-    return summarise(outcome, data)
+    return training_result(outcome, data)
 
 
-def summarise(outcome: Outcome, data: PreparedData) -> dict[str, Any]:
+def training_result(outcome: Outcome, data: PreparedData) -> dict[str, Any]:
     """Train error beside generalisation (test) error, and what the model needs to serve."""
     state, stopper = outcome.state, outcome.stopper
     final = state.history[-1].metrics

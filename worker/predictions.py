@@ -93,7 +93,7 @@ def predict_rows(
         progress.done += 1
 
 
-def summarise(rows: list[dict[str, Any]], *, task: str) -> dict[str, Any]:
+def prediction_scores(rows: list[dict[str, Any]], *, task: str) -> dict[str, Any]:
     """Count, and accuracy (classification, labels the model knows) or mean squared error."""
     summary: dict[str, Any] = {"count": len(rows)}
     if task == "regression":
@@ -171,7 +171,7 @@ def run_predictions(
         "model_id": spec.model_id,
         "dataset": spec.dataset.name,
         "split": spec.dataset.split,
-        **summarise(rows, task=loaded.task),
+        **prediction_scores(rows, task=loaded.task),
         "predictions": {
             "path": stored.path,
             "sha256": stored.sha256,

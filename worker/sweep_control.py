@@ -1,7 +1,12 @@
 """A sweep's controller step, and the two hooks that tie its trials to it: a finished trial
 asks for the next step, and each epoch of a trial asks the sweep's pruner whether to go on.
 
-See worker/sweeps.py for how the Optuna study is rebuilt from the rows."""
+Nothing here waits or polls. `sweep_step(sweep_id)` is a short task, sent when the API stores a
+sweep and again whenever one of its trials ends: it locks the sweep row, rebuilds the Optuna study
+from the trial rows (worker/sweeps.py), asks for new trials while fewer than `max_concurrent` are
+queued or running, stores each as an ordinary train (or finetune) job with `parent_id` = the
+sweep, and enqueues it. Once every trial has ended it writes the sweep's result, naming the best
+trial."""
 
 from __future__ import annotations
 

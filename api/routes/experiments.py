@@ -36,7 +36,7 @@ def get_experiment(
     goal: GoalQuery = None,
     limit: RunsQuery = 500,
 ) -> ExperimentSummary:
-    return experiments.summarise(session, name=name, metric=metric, goal=goal, limit=limit)
+    return experiments.experiment_summary(session, name=name, metric=metric, goal=goal, limit=limit)
 
 
 @router.get(

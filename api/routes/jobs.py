@@ -14,7 +14,7 @@ from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, CpuDep, JobQueueDep, SessionDep, SettingsDep
 from api.errors import rules
 from api.params import BareMetric, JobId, MetricNames, NameFilter
-from api.submission import SubmissionRoute
+from api.untagged_errors import UntaggedErrorsRoute
 from core import workers
 from core.auth.job_quota import check_quota
 from core.datasets import check_available, get_dataset, is_upload_id
@@ -43,7 +43,7 @@ from core.registry import queries as registry
 from core.settings import Settings
 from core.tables import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SubmissionRoute)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=UntaggedErrorsRoute)
 log = logging.getLogger(__name__)
 
 

@@ -149,7 +149,7 @@ def varying_settings(params: Sequence[dict[str, Any]]) -> list[str]:
     return [path for path in paths if len({repr(flat.get(path)) for flat in flats}) > 1]
 
 
-def summarise(
+def experiment_summary(
     session: Session, *, name: str, metric: str, goal: Goal | None, limit: int
 ) -> ExperimentSummary:
     """Status counts and the best succeeded run (of the newest `limit`) by `metric`."""

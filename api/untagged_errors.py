@@ -1,5 +1,6 @@
-"""POST /v1/jobs takes a union of bodies (core/jobs/predict_jobs.py: `JobSubmission`); its 422s keep
-the field paths they had before the union, without the union member's tag."""
+"""422s without the union's tag: POST /v1/jobs takes a union of bodies
+(core/jobs/predict_jobs.py: `JobSubmission`), and its validation errors keep the field paths they
+had before the union, without the union member's tag."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def untagged(error: dict[str, Any]) -> dict[str, Any]:
     return error
 
 
-class SubmissionRoute(StrictJsonRoute):
+class UntaggedErrorsRoute(StrictJsonRoute):
     """A strict-JSON route whose request validation errors drop the union tag from their
     locations."""
 
