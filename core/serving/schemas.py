@@ -1,5 +1,6 @@
-"""What `POST /v1/models/{id}/predict` takes and answers: the serving path's own schemas, shared
-by the API's hot path and the worker's offline predictions (both answer through core/inference)."""
+"""What `POST /v1/models/{id}/predict` takes and answers: the serving path's own schemas, shared by
+the API's hot path and the worker's offline predictions (both answer through
+core/serving/inference.py)."""
 
 from __future__ import annotations
 
