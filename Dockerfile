@@ -28,6 +28,7 @@ COPY models ./models
 COPY worker ./worker
 COPY migrations ./migrations
 COPY d2l_client ./d2l_client
+COPY cli ./cli
 # The service itself, its dependencies already there (the lock's s3 set: D2L_ARTIFACT_URL=s3://...
 # works in every image).
 RUN pip install --no-deps . \

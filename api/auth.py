@@ -14,7 +14,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from core import tokens
+from core.auth import tokens
 from core.db import Database
 from core.errors import UnauthorizedError
 

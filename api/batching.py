@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from core.inference import LoadedModel, respond, run_forward
-from core.predict_schemas import PredictResponse
+from core.serving.inference import LoadedModel, respond, run_forward
+from core.serving.schemas import PredictResponse
 
 
 @dataclass(frozen=True)

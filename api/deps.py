@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import OwnerDep
 from api.cpu_pool import CpuPool
 from api.serving import Serving
+from core.auth.ownership import scope_to_owner
 from core.db import Database
-from core.ownership import scope_to_owner
 from core.queue import JobQueue
 from core.settings import Settings
 

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from core.inference import LoadedModel
+from core.serving.inference import LoadedModel
 
 
 class ModelCache:

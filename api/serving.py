@@ -1,8 +1,8 @@
 """Predictions in the API process: find the model, keep it loaded, batch concurrent requests.
 
-Checkpoints are loaded with `weights_only=True` and verified against their sha256; nets run in
-eval mode under `torch.inference_mode()` (core/inference.py). Loaded models live in an LRU bounded
-in bytes (api/model_cache.py); concurrent requests for one model share forward passes in an
+Checkpoints are loaded with `weights_only=True` and verified against their sha256; nets run in eval
+mode under `torch.inference_mode()` (core/serving/inference.py). Loaded models live in an LRU
+bounded in bytes (api/model_cache.py); concurrent requests for one model share forward passes in an
 executor thread (api/batching.py), so the event loop never waits on a forward pass or a load.
 """
 
@@ -20,14 +20,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.batching import BatchObserver, MicroBatcher
 from api.model_cache import ModelCache, RefCache
-from core import model_registry
 from core.artifacts import BaseArtifactStore
+from core.auth.ownership import scope_to_owner
 from core.datasets.images import DEFAULT_MAX_PIXELS
 from core.db import Database
 from core.errors import TooLargeError
-from core.inference import LoadedModel, as_batch, images_batch, load_model
-from core.ownership import scope_to_owner
-from core.predict_schemas import PredictRequest, PredictResponse
+from core.registry import queries as registry
+from core.serving.inference import LoadedModel, as_batch, images_batch, load_model
+from core.serving.schemas import PredictRequest, PredictResponse
 
 REF_TTL_S = 1.0  # how long a model reference (id or alias) is trusted without the database
 FORWARD_THREADS = 2  # forward passes of different models may overlap; one per model at a time
@@ -90,7 +90,7 @@ class Serving:
         if model_id is None:
             with self.db.sessions() as session:
                 scope_to_owner(session, owner)
-                model_id = model_registry.resolve_model(session, ref=ref).id
+                model_id = registry.resolve_model(session, ref=ref).id
             self.refs.put(key, model_id)
         return model_id
 
@@ -115,7 +115,7 @@ class Serving:
 
     def _load(self, model_id: str) -> LoadedModel:
         with self.db.sessions() as session:
-            checkpoint = model_registry.resolve_model(session, ref=model_id).checkpoint
+            checkpoint = registry.resolve_model(session, ref=model_id).checkpoint
             path, sha256 = checkpoint.path, checkpoint.sha256
         payload = self.store.load_checkpoint(path, sha256=sha256)
         loaded = load_model(payload, self.device)

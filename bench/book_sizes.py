@@ -86,7 +86,7 @@ def engine_steps(
     recipe: str, data_dir: Path, device: torch.device, knobs: dict[str, Any]
 ) -> Iterator[int]:
     """The job's own path: its data loaded and placed, then one-minibatch epochs."""
-    from core.schemas import JobCreate
+    from core.jobs.schemas import JobCreate
     from worker.batches import DataPlan
     from worker.engine import load_data, new_state, train_epoch
 

@@ -12,7 +12,7 @@ port=${FIDELITY_PORT:-8765}
 D2L_DATA_DIR=$(mktemp -d)
 export D2L_DATA_DIR
 export D2L_TORCH_THREADS=${D2L_TORCH_THREADS:-1}
-python3 -c 'import sys; from core.cli import main; sys.exit(main())' up --port "$port" \
+python3 -c 'import sys; from cli.main import main; sys.exit(main())' up --port "$port" \
     --concurrency "${FIDELITY_CONCURRENCY:-1}" >"$D2L_DATA_DIR/service.log" 2>&1 &
 service=$!
 trap 'kill "$service" 2>/dev/null; wait "$service" 2>/dev/null || true' EXIT

@@ -102,12 +102,13 @@ def serve_bare(checkpoint: str, port: int) -> None:
 
 def train_model(data_dir: Path) -> tuple[str, Path]:
     """A LeNet trained on digits through the real runner: (model id, checkpoint file)."""
-    from core import queries
     from core.artifacts import ArtifactStore
     from core.db import Database
-    from core.migrate import upgrade
-    from core.schemas import JobCreate
+    from core.jobs import queries
+    from core.jobs.schemas import JobCreate
+    from core.registry import queries as registry
     from core.settings import Settings
+    from migrations.upgrade import upgrade
     from worker.runner import JobRunner
 
     settings = Settings(data_dir=data_dir)
@@ -126,8 +127,8 @@ def train_model(data_dir: Path) -> tuple[str, Path]:
     store = ArtifactStore(settings.artifacts)
     JobRunner(db=db, store=store, data_dir=settings.datasets_dir, worker_name="bench").run(job_id)
     with db.sessions() as session:
-        model_id = queries.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
-        path = store.resolve(queries.get_model(session, model_id=model_id).checkpoint.path)
+        model_id = registry.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
+        path = store.resolve(registry.get_model_row(session, model_id=model_id).checkpoint.path)
     db.engine.dispose()
     return model_id, path
 
@@ -209,7 +210,7 @@ async def load(url: str, body: bytes, *, clients: int, seconds: float) -> dict[s
 
 def forward_limit(checkpoint: Path) -> dict[int, float]:
     """In-process samples/s of the forward pass (preprocessed input, softmax), batch 1 and 32."""
-    from core.inference import load_model
+    from core.serving.inference import load_model
 
     torch.set_num_threads(1)
     payload = torch.load(checkpoint, map_location="cpu", weights_only=True)

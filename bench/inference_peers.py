@@ -43,13 +43,14 @@ CONCURRENCY = (1, 8, 32)
 def peer_model(data_dir: Path) -> str:
     """The peers' LeNet, registered as a model of a (synthetic) succeeded job: its id."""
     import models
-    from core import queries
     from core.artifacts import ArtifactStore
     from core.db import Database
-    from core.migrate import upgrade
+    from core.jobs import queries
+    from core.jobs.schemas import JobCreate
     from core.preprocessing import Preprocessing
-    from core.schemas import JobCreate
+    from core.registry import queries as registry
     from core.settings import Settings
+    from migrations.upgrade import upgrade
 
     settings = Settings(data_dir=data_dir)
     settings.ensure_dirs()
@@ -82,7 +83,7 @@ def peer_model(data_dir: Path) -> str:
         checkpoint = queries.add_checkpoint(session, job_id=job.id, epoch=1, stored=stored)
         result = {k: record[k] for k in ("task", "class_names", "preprocessing")}
         queries.finish_job(session, job=job, status="succeeded", result=result)
-        model_id = queries.create_model(session, job=job, checkpoint=checkpoint, arch="lenet").id
+        model_id = registry.create_model(session, job=job, checkpoint=checkpoint, arch="lenet").id
     db.engine.dispose()
     return model_id
 

@@ -41,12 +41,13 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import create_engine, text
 
-from core import queries
 from core.db import Database
-from core.migrate import upgrade
+from core.jobs import queries
+from core.jobs.schemas import JobCreate
 from core.queue import CPU_QUEUE, JobQueue, make_celery
-from core.schemas import JobCreate
 from core.settings import Settings
+from core.workers import list_workers
+from migrations.upgrade import upgrade
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 TINY_JOB = {
@@ -143,7 +144,7 @@ def wait_registered(db: Database, names: list[str], timeout_s: float = 120) -> N
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with db.sessions() as session:
-            seen = {worker.hostname for worker in queries.list_workers(session)}
+            seen = {worker.hostname for worker in list_workers(session)}
         if set(names) <= seen:
             return
         time.sleep(0.2)

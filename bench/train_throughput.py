@@ -35,8 +35,8 @@ from torchvision.datasets import FashionMNIST
 import models
 from core.datasets import prepare
 from core.datasets.digits import load_digits_raw
+from core.jobs.schemas import JobCreate
 from core.preprocessing import apply
-from core.schemas import JobCreate
 from models.init import init_weights
 from worker.batches import Feed
 from worker.engine import new_state, train_epoch

@@ -23,6 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# A job in one of these may still run: what it names (a dataset, weights) must stay.
+ACTIVE_STATUSES = ("queued", "running")
+
 
 def utcnow() -> datetime:
     """Timezone-aware now, so SQLite and PostgreSQL rows compare the same way."""

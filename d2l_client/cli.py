@@ -2,7 +2,7 @@
 
 `train`, `finetune`, `kfold`, `sweep`, `jobs`, `show`, `follow`, `logs`, `predict`, `models`,
 `curves`, `compare`; each takes `--url` (default: $D2L_URL, else http://127.0.0.1:8000) and
-`--token` ($D2L_TOKEN). Registered on the server's own parser by `core.cli`, so one command
+`--token` ($D2L_TOKEN). Registered on the server's own parser by `cli.main`, so one command
 does both.
 """
 

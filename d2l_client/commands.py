@@ -1,4 +1,4 @@
-"""The client commands' arguments, added to the `d2l-service` parser by `core.cli`.
+"""The client commands' arguments, added to the `d2l-service` parser by `cli.main`.
 
 Reading $D2L_URL / $D2L_TOKEN here is deliberate: the client runs on people's laptops, far
 from the service's settings."""

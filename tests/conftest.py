@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
+from migrations.upgrade import upgrade
 from tests.factories import migrated
 from tests.services import fresh_postgres_database
 

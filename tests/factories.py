@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import queries
 from core.db import Database
-from core.migrate import upgrade
-from core.schemas import JobCreate
+from core.jobs import queries
+from core.jobs.schemas import JobCreate
 from core.settings import Settings
 from core.tables import Job
+from migrations.upgrade import upgrade
 
 
 def job_spec(**overrides: Any) -> JobCreate:

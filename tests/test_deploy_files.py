@@ -18,7 +18,7 @@ from celery import Celery
 from celery.bin.base import CLIContext
 from celery.bin.worker import worker as celery_worker
 
-from core.cli import build_parser
+from cli.main import build_parser
 from core.queue import CPU_QUEUE, GPU_QUEUE, QUEUES
 from core.settings import Settings
 

@@ -1,4 +1,5 @@
-"""The house's import rules (STYLE.md): api and worker never import each other, models only torch."""
+"""The house's import rules (STYLE.md): api and worker never import each other, models only torch,
+core neither the command line nor the client nor the migrations, and no two packages in a circle."""
 
 import ast
 from pathlib import Path
@@ -6,13 +7,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# `cli` (the `d2l-service` command) may import every package; none imports it.
 FORBIDDEN = {
-    "api": {"worker"},
-    "worker": {"api", "fastapi", "starlette"},
-    "core": {"api", "worker", "fastapi", "starlette"},
-    "migrations": {"api", "worker"},
+    "api": {"worker", "cli"},
+    "worker": {"api", "cli", "fastapi", "starlette"},
+    "core": {"api", "worker", "cli", "d2l_client", "migrations", "fastapi", "starlette"},
+    "migrations": {"api", "worker", "cli"},
     "models": {"api", "worker", "core", "fastapi", "starlette", "sqlalchemy", "celery", "pydantic"},
 }
+PACKAGES = (*FORBIDDEN, "cli", "d2l_client")
 
 
 def imported_top_levels(path: Path) -> set[str]:
@@ -53,10 +56,81 @@ def test_imports_point_one_way(package: str) -> None:
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
+def package_imports() -> dict[str, set[str]]:
+    """Each of the house's packages -> the other house packages its modules import."""
+    return {
+        package: {
+            name
+            for path in (ROOT / package).rglob("*.py")
+            for name in imported_top_levels(path)
+            if name in PACKAGES and name != package
+        }
+        for package in PACKAGES
+    }
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle between packages, each as the path that closes it."""
+    found: list[list[str]] = []
+
+    def visit(package: str, path: list[str]) -> None:
+        for target in sorted(graph[package]):
+            if target == path[0]:
+                found.append([*path, target])
+            elif target not in path and target > path[0]:  # each circle once, from its least
+                visit(target, [*path, target])
+
+    for package in sorted(graph):
+        visit(package, [package])
+    return found
+
+
+def test_no_two_packages_import_each_other_in_a_circle() -> None:
+    """A circle is what a deferred import hides: the layout itself must point one way."""
+    assert circles(package_imports()) == []
+
+
+def core_room_imports() -> dict[str, set[str]]:
+    """Each of core's rooms (a package such as jobs/, or a top-level module such as tables.py)
+    -> the other rooms its modules import."""
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "core").rglob("*.py"):
+        room = path.relative_to(ROOT / "core").parts[0].removesuffix(".py")
+        if room == "__init__":
+            continue
+        targets = graph.setdefault(room, set())
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            modules: list[str] = []
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+                if node.module == "core":
+                    modules = [f"core.{alias.name}" for alias in node.names]
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] == "core" and len(parts) > 1 and parts[1] != room:
+                    targets.add(parts[1])
+    return graph
+
+
+def test_core_rooms_import_one_way() -> None:
+    """Domains lean on the infrastructure and on each other in one direction (experiments ->
+    jobs -> registry -> datasets -> tables ...), never back."""
+    assert circles(core_room_imports()) == []
+
+
+def test_a_circle_is_found_however_long() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert circles(graph) == [["a", "b", "c", "a"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
 def test_nothing_outside_settings_reads_the_environment() -> None:
     readers = [
         str(path.relative_to(ROOT))
-        for package in FORBIDDEN
+        for package in PACKAGES
+        if package != "d2l_client"  # the client runs on laptops: $D2L_URL, $D2L_TOKEN
         for path in (ROOT / package).rglob("*.py")
         if path != ROOT / "core" / "settings.py"
         and ("os.environ" in path.read_text() or "os.getenv" in path.read_text())
@@ -65,7 +139,7 @@ def test_nothing_outside_settings_reads_the_environment() -> None:
 
 
 def test_every_torch_load_is_weights_only() -> None:
-    for package in FORBIDDEN:
+    for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if (

@@ -29,7 +29,7 @@ def test_every_job_body_in_the_readme_is_a_valid_job() -> None:
 
     from pydantic import TypeAdapter
 
-    from core.predict_jobs import JobSubmission
+    from core.jobs.predict_jobs import JobSubmission
 
     text = (ROOT / "README.md").read_text()
     bodies = re.findall(r"/v1/jobs -H 'content-type: application/json' -d '(\{.*?\})'", text, re.S)

@@ -18,9 +18,10 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from core import queries
+from core import workers
 from core.artifacts import open_artifact_store
 from core.db import Database
+from core.jobs import queries
 from core.leftovers import sweep_leftovers
 from core.queue import JobQueue, make_celery
 from core.settings import get_settings
@@ -68,7 +69,7 @@ def _announce(sender: Any = None, **_: Any) -> None:
     controller = getattr(sender, "controller", None)
     jobs_at_once = getattr(controller, "concurrency", None) or app.conf.worker_concurrency or 1
     with database.transaction() as session:
-        queries.register_worker(
+        workers.register_worker(
             session, hostname=hostname, queues=queues, devices=inventory(int(jobs_at_once))
         )
     log.info("worker %s consumes %s", hostname, ", ".join(queues) or "nothing")
@@ -98,7 +99,7 @@ def _heartbeat(hostname: str) -> None:
     while not _stop_heartbeat.wait(period):
         try:
             with database.transaction() as session:
-                queries.touch_worker(session, hostname=hostname)
+                workers.touch_worker(session, hostname=hostname)
             reap(
                 database,
                 job_queue,
@@ -121,7 +122,7 @@ def _step_aside(sender: Any = None, how: str = "Warm", **_: Any) -> None:
         with database.transaction() as session:
             job_ids = queries.request_requeue(session, worker=hostname)
             # Marked stopping: a job it still receives before its consumer stops goes back too.
-            queries.touch_worker(session, hostname=hostname, stopped=True)
+            workers.touch_worker(session, hostname=hostname, stopped=True)
     except Exception as error:  # noqa: BLE001  (the reaper requeues them later anyway)
         log.warning("could not ask %s's jobs to step aside: %s", hostname, error)
         return
@@ -133,7 +134,7 @@ def _step_aside(sender: Any = None, how: str = "Warm", **_: Any) -> None:
 def _farewell(sender: Any = None, **_: Any) -> None:
     _stop_heartbeat.set()
     with database.transaction() as session:
-        queries.touch_worker(session, hostname=_hostname(sender), stopped=True)
+        workers.touch_worker(session, hostname=_hostname(sender), stopped=True)
 
 
 import worker.tasks  # noqa: E402,F401  (registers the tasks on `app`)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from core.datasets import PreparedData, Split
-from core.schemas import JobCreate
+from core.jobs.schemas import JobCreate
 from models import leave_one_out
 from worker.checkpoints import model_record
 from worker.engine import build_network
@@ -82,7 +82,7 @@ def fit_attention_pooling(
         callbacks.on_epoch(report)
         if stopper.should_stop(report):
             break
-    return summarise(spec, data, net, history, stopper, keys=keys, values=values)
+    return pooling_result(spec, data, net, history, stopper, keys=keys, values=values)
 
 
 def checkpoint_payload(
@@ -121,7 +121,7 @@ def downsampled(weights: torch.Tensor) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def summarise(
+def pooling_result(
     spec: JobCreate,
     data: PreparedData,
     net: nn.Module,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import v2
 
-from core.hyperparameters import Augmentation
+from core.jobs.hyperparameters import Augmentation
 from core.preprocessing import Preprocessing
 
 BatchTransform = Callable[[torch.Tensor], torch.Tensor]

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from core.datasets import PreparedData
-from core.schemas import JobCreate
+from core.jobs.schemas import JobCreate
 from worker.training_state import EarlyStopper, EpochReport, TrainState
 
 NO_MORE_EPOCHS = 2**31  # where a resumed job that had already stopped early goes on from

@@ -26,8 +26,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 import models
 from core.datasets import PreparedData, Split, get_dataset, prepare
-from core.hyperparameters import Hyperparameters
-from core.schemas import JobCreate
+from core.jobs.hyperparameters import Hyperparameters
+from core.jobs.schemas import JobCreate
 from models.init import init_weights
 from worker.augment import batch_augmenter
 from worker.batches import DataPlan, Feed, eval_batch_size, in_order, place, plan_feed
@@ -379,10 +379,10 @@ def fit(
         progress=callbacks.progress,
         feed=feed,
     )
-    return summarise(outcome, data)
+    return training_result(outcome, data)
 
 
-def summarise(outcome: Outcome, data: PreparedData) -> dict[str, Any]:
+def training_result(outcome: Outcome, data: PreparedData) -> dict[str, Any]:
     """Train error beside generalisation (test) error, and what the model needs to serve."""
     state, stopper = outcome.state, outcome.stopper
     final = state.history[-1].metrics

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.schemas import FineTune
+from core.jobs.schemas import FineTune
 
 CONV_AND_NORM = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from core.schemas import JobCreate, KFold
+from core.jobs.schemas import JobCreate, KFold
 from worker.batches import DataPlan
-from worker.engine import autocast, load_data, run_training, summarise
+from worker.engine import autocast, load_data, run_training, training_result
 from worker.training_state import Callbacks, EpochReport
 
 
@@ -121,7 +121,7 @@ def cross_validate(
         feed=feed,
     )
     return {
-        **summarise(final, data),
+        **training_result(final, data),
         "kind": "kfold",
         "k": settings.k,
         "select_by": settings.select_by,

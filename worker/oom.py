@@ -19,9 +19,9 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from core import queries
 from core.db import Database
-from core.memory import GIB
+from core.jobs import queries
+from core.jobs.memory_estimate import GIB
 
 log = logging.getLogger(__name__)
 

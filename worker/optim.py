@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
-from core.hyperparameters import Hyperparameters, LRSchedule
+from core.jobs.hyperparameters import Hyperparameters, LRSchedule
 
 ParamGroups = Iterable[dict[str, object]] | Iterable[nn.Parameter]
 

@@ -1,6 +1,6 @@
 """The engine of a predict job: a trained model over a dataset split, in batches, to a file.
 
-Each batch goes through the very steps of the online predict endpoint (core/inference.py:
+Each batch goes through the very steps of the online predict endpoint (core/serving/inference.py:
 `run_forward`, then `respond`), so a sample gets the same class, label and top-k probabilities
 offline as online. Knows nothing of the database or Celery: the runner supplies `should_stop`.
 """
@@ -20,8 +20,8 @@ import torch
 from core.artifacts import BaseArtifactStore
 from core.datasets import get_dataset, load_raw
 from core.datasets.registry import dataset_splits
-from core.inference import LoadedModel, load_model, respond, run_forward
-from core.predict_jobs import MEDIA_TYPES, PredictJobCreate
+from core.jobs.predict_jobs import MEDIA_TYPES, PredictJobCreate
+from core.serving.inference import LoadedModel, load_model, respond, run_forward
 from worker.training_state import JobCancelled, StepProgress
 
 
@@ -93,7 +93,7 @@ def predict_rows(
         progress.done += 1
 
 
-def summarise(rows: list[dict[str, Any]], *, task: str) -> dict[str, Any]:
+def prediction_scores(rows: list[dict[str, Any]], *, task: str) -> dict[str, Any]:
     """Count, and accuracy (classification, labels the model knows) or mean squared error."""
     summary: dict[str, Any] = {"count": len(rows)}
     if task == "regression":
@@ -171,7 +171,7 @@ def run_predictions(
         "model_id": spec.model_id,
         "dataset": spec.dataset.name,
         "split": spec.dataset.split,
-        **summarise(rows, task=loaded.task),
+        **prediction_scores(rows, task=loaded.task),
         "predictions": {
             "path": stored.path,
             "sha256": stored.sha256,

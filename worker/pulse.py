@@ -12,8 +12,8 @@ import logging
 import threading
 from types import TracebackType
 
-from core import queries
 from core.db import Database
+from core.jobs import queries
 from worker.oom import reset_peak, resident_memory
 from worker.training_state import StepProgress
 

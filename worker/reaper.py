@@ -21,9 +21,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from core import queries
 from core.db import Database
-from core.lost_messages import queued_counts, sweeps_to_wake, unsent_jobs
+from core.jobs import queries
+from core.jobs.lost_messages import queued_counts, sweeps_to_wake, unsent_jobs
 from core.queue import JobQueue
 from core.tables import Job, utcnow
 

@@ -24,8 +24,8 @@ from torch import nn
 
 import models
 from core.datasets import PreparedData, Split, get_dataset, prepare
-from core.hyperparameters import Hyperparameters
-from core.schemas import JobCreate
+from core.jobs.hyperparameters import Hyperparameters
+from core.jobs.schemas import JobCreate
 from worker.attention_pooling import fit_attention_pooling
 from worker.batches import in_order
 from worker.checkpoints import checkpoint_payload

@@ -15,17 +15,20 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session
 
-from core import queries
+from core import workers
 from core.artifacts import BaseArtifactStore
+from core.auth.ownership import scope_to_job_owner, scope_to_owner
 from core.datasets import fetch_if_missing, get_dataset
 from core.db import Database
 from core.errors import InvalidInputError
-from core.finetune import lineage, resolve_source
-from core.ownership import scope_to_job_owner, scope_to_owner
-from core.predict_jobs import PredictJobCreate, parse_job_params
-from core.queries import CANCELLED_AWAY, LAYER_SPLIT
-from core.references import resolve_references
-from core.schemas import FINISHED_STATUSES, JobCreate
+from core.jobs import metrics, queries
+from core.jobs.finetune import lineage, resolve_source
+from core.jobs.metrics import LAYER_SPLIT
+from core.jobs.predict_jobs import PredictJobCreate, parse_job_params
+from core.jobs.queries import CANCELLED_AWAY
+from core.jobs.references import resolve_references
+from core.jobs.schemas import FINISHED_STATUSES, JobCreate
+from core.registry import queries as registry
 from core.tables import Job, Model, utcnow
 from worker import devices, distributed
 from worker.batches import DataPlan
@@ -264,7 +267,7 @@ class JobRunner:
                 queries.finish_job(session, job=job, status="cancelled", error=CANCELLED_AWAY)
                 log.info("job %s was cancelled while its worker was away", job_id)
                 return None
-            if queries.worker_stopping(session, hostname=self.worker_name):
+            if workers.worker_stopping(session, hostname=self.worker_name):
                 # Received in the moment between a SIGTERM and the consumer's stop: not ours.
                 if self.send_again is not None:
                     self.send_again(job_id, job.queue, dict(job.params))
@@ -320,7 +323,7 @@ class JobRunner:
 
         def on_epoch(report: EpochReport) -> None:
             self.db.write(  # an upsert: safe to repeat after a lost connection
-                lambda session: queries.record_epoch(
+                lambda session: metrics.record_epoch(
                     session,
                     job_id=job_id,
                     epoch=report.epoch,
@@ -364,7 +367,7 @@ class JobRunner:
             fetch_if_missing(spec.dataset.name, self.data_dir)
         with self.db.sessions() as session:
             owners_view = scope_to_job_owner(session, job_id=job_id)
-            checkpoint = queries.get_model(owners_view, model_id=str(spec.model_id)).checkpoint
+            checkpoint = registry.get_model_row(owners_view, model_id=str(spec.model_id)).checkpoint
             path, sha256 = checkpoint.path, checkpoint.sha256
         payload = self.store.load_checkpoint(path, sha256=sha256)
         return run_predictions(
@@ -384,7 +387,7 @@ class JobRunner:
         if isinstance(spec, PredictJobCreate):  # no new model: the predictions are the result
             with self.db.transaction() as session:
                 # Progress 1 of 1; no metric rows, so no experiment ranks it among trained runs.
-                queries.record_epoch(session, job_id=job_id, epoch=1, step=0, values={})
+                metrics.record_epoch(session, job_id=job_id, epoch=1, step=0, values={})
                 job = queries.get_job(session, job_id=job_id)
                 queries.finish_job(session, job=job, status="succeeded", result=result)
             log.info("job %s succeeded: %d predictions", job_id, result["count"])
@@ -393,7 +396,7 @@ class JobRunner:
         def succeed(session: Session) -> Model:
             job = queries.get_job(session, job_id=job_id)
             checkpoint = queries.list_checkpoints(session, job_id=job_id)[-1]
-            model = queries.create_model(
+            model = registry.create_model(
                 session, job=job, checkpoint=checkpoint, arch=spec.model.arch
             )
             queries.finish_job(session, job=job, status="succeeded", result=result)

@@ -1,7 +1,12 @@
 """A sweep's controller step, and the two hooks that tie its trials to it: a finished trial
 asks for the next step, and each epoch of a trial asks the sweep's pruner whether to go on.
 
-See worker/sweeps.py for how the Optuna study is rebuilt from the rows."""
+Nothing here waits or polls. `sweep_step(sweep_id)` is a short task, sent when the API stores a
+sweep and again whenever one of its trials ends: it locks the sweep row, rebuilds the Optuna study
+from the trial rows (worker/sweeps.py), asks for new trials while fewer than `max_concurrent` are
+queued or running, stores each as an ordinary train (or finetune) job with `parent_id` = the
+sweep, and enqueues it. Once every trial has ended it writes the sweep's result, naming the best
+trial."""
 
 from __future__ import annotations
 
@@ -13,14 +18,13 @@ import optuna
 from optuna.trial import TrialState, create_trial
 from sqlalchemy.orm import Session
 
-from core import queries, sweep_queries
+from core.auth.job_quota import Quota, room
 from core.db import Database
+from core.jobs import queries, sweep_queries
+from core.jobs.schemas import FINISHED_STATUSES, JobCreate
+from core.jobs.sweep_schemas import SweepSettings
 from core.queue import queue_for
-from core.quotas import Quota, room
-from core.schemas import FINISHED_STATUSES, JobCreate
-from core.sweep_queries import ACTIVE_STATUSES
-from core.sweep_schemas import SweepSettings
-from core.tables import Job, utcnow
+from core.tables import ACTIVE_STATUSES, Job, utcnow
 from worker.sweeps import SweepQueue, TrialPruned, ask_values, rebuild_study, rung_attrs
 from worker.training_state import EpochReport
 

@@ -1,12 +1,10 @@
-"""Hyperparameter sweeps: the controller step, and the pruning check a trial makes each epoch.
+"""Hyperparameter sweeps' study: Optuna's view of a sweep, rebuilt from the trial rows each time.
 
-Nothing here waits or polls. `sweep_step(sweep_id)` is a short task, sent when the API stores a
-sweep and again whenever one of its trials ends: it locks the sweep row, rebuilds an in-memory
-Optuna study from the trial rows (their params, final metric and per-epoch values), asks Optuna
-for new trials while fewer than `max_concurrent` are queued or running, stores each as an
-ordinary train (or finetune) job with `parent_id` = the sweep, and enqueues it. Once every trial
-has ended it writes the sweep's result, naming the best trial. The database is the study's only
-storage, so any worker can take any step.
+The database is the study's only storage, so any worker can take any step: `rebuild_study` makes
+an in-memory study from the trial rows (their params, final metric and per-epoch values, as
+Optuna's frozen trials with their pruning rungs), `ask_values` draws a new trial's values from it,
+and `make_sampler` / `make_pruner` turn a sweep's settings into Optuna's. The controller step that
+uses them, and the per-epoch pruning check, are in worker/sweep_control.py.
 """
 
 from __future__ import annotations
@@ -24,10 +22,10 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState, create_trial
 
-from core import sweep_queries
-from core.sweep_queries import ACTIVE_STATUSES, Series
-from core.sweep_schemas import Range, SweepSettings
-from core.tables import Job
+from core.jobs import sweep_queries
+from core.jobs.sweep_queries import Series
+from core.jobs.sweep_schemas import Range, SweepSettings
+from core.tables import ACTIVE_STATUSES, Job
 from worker.training_state import JobCancelled
 
 log = logging.getLogger(__name__)

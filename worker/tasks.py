@@ -11,9 +11,9 @@ from celery import Task
 from celery.worker.request import Request
 
 from core.artifacts import open_artifact_store
-from core.job_logs import capture, publish_log
+from core.auth.job_quota import Quota
+from core.jobs.logs import capture, publish_log
 from core.queue import RUN_JOB_TASK, SWEEP_STEP_TASK, JobQueue
-from core.quotas import Quota
 from core.tables import utcnow
 from worker.app import app, database, settings
 from worker.batches import DataPlan

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.hyperparameters import Hyperparameters
+from core.jobs.hyperparameters import Hyperparameters
 from worker.augment import BatchTransform
 from worker.batches import Feed
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request
 import models
 from api.errors import rules
 from api.params import ArchName
-from core.architectures import inspect_architecture, parse_options, summary
 from core.datasets import list_datasets
 from core.errors import NotFoundError
+from core.registry.architectures import inspect_architecture, parse_options, summary
 
 router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
 RESERVED_QUERY = {"dataset", "input_size"}

@@ -14,12 +14,12 @@ from api.auth import OwnerDep
 from api.deps import ServingDep, SessionDep, SessionRoute, SettingsDep
 from api.errors import rules
 from api.params import WeightsId
-from core import queries, weights_queries
 from core.artifacts import BaseArtifactStore
+from core.auth.storage_quota import storage_quota
 from core.errors import ConflictError, InvalidInputError
-from core.storage_quota import storage_quota
+from core.registry import queries as registry
+from core.registry.weights import check_loads, describe_net, read_state_dict
 from core.tables import new_id
-from core.weights import check_loads, describe_net, read_state_dict
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"], route_class=SessionRoute)
 
@@ -105,7 +105,7 @@ def upload_checkpoint(
         {"arch": arch, "config": options, **shape, "state_dict": state_dict},
     )
     try:
-        row = queries.add_uploaded_weights(
+        row = registry.add_uploaded_weights(
             session,
             filename=filename,
             arch=arch,
@@ -124,7 +124,7 @@ def upload_checkpoint(
 
 @router.get("/{weights_id}", summary="An uploaded state_dict's description")
 def get_checkpoint(weights_id: WeightsId, session: SessionDep) -> UploadedWeightsOut:
-    row = queries.get_uploaded_weights(session, weights_id=weights_id)
+    row = registry.get_uploaded_weights(session, weights_id=weights_id)
     return UploadedWeightsOut.model_validate(row, from_attributes=True)
 
 
@@ -136,15 +136,15 @@ def get_checkpoint(weights_id: WeightsId, session: SessionDep) -> UploadedWeight
 def delete_checkpoint(weights_id: WeightsId, session: SessionDep, serving: ServingDep) -> Response:
     """Frees its bytes from the owner's storage quota. Models fine-tuned from it keep their
     own checkpoints."""
-    row = queries.get_uploaded_weights(session, weights_id=weights_id)
-    jobs = weights_queries.active_jobs_using_weights(session, weights_id=weights_id)
+    row = registry.get_uploaded_weights(session, weights_id=weights_id)
+    jobs = registry.active_jobs_using_weights(session, weights_id=weights_id)
     if jobs:
         raise ConflictError(
             f"uploaded checkpoint {weights_id!r} is the starting point of queued or running "
             f"job(s) {', '.join(jobs)}; cancel them or wait for them to finish"
         )
     path = row.path
-    weights_queries.delete_uploaded_weights_row(session, row=row)
+    registry.delete_uploaded_weights_row(session, row=row)
     session.commit()
     serving.store.delete(path)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -18,11 +18,11 @@ from api.deps import CpuDep, DatabaseWorkDep, ServingDep, SettingsDep
 from api.errors import rules
 from api.params import ExperimentName, JobId, MetricItem, ModelRef
 from api.serving import Serving
-from core import queries
 from core.errors import InvalidInputError, NotFoundError
-from core.metric_queries import MetricPoint, read_metrics
-from core.plots import Curve, curves_png, heatmap_png
-from core.schemas import job_arch
+from core.experiments.plots import Curve, curves_png, heatmap_png
+from core.jobs import queries
+from core.jobs.metrics import MetricPoint, read_metrics
+from core.jobs.schemas import job_arch
 from core.tables import Job
 
 router = APIRouter(tags=["curves"])

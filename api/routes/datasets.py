@@ -10,15 +10,15 @@ from api.auth import OwnerDep
 from api.deps import SessionDep, SessionRoute, SettingsDep
 from api.errors import rules
 from api.params import DatasetId
-from core import dataset_queries
-from core.dataset_schemas import DatasetOut
+from core.auth.storage_quota import storage_quota
 from core.datasets import clear_raw_cache, get_dataset, list_datasets, missing_files
+from core.datasets import queries as dataset_queries
+from core.datasets.schemas import DatasetOut
 from core.datasets.stored import META_FILE, read_meta, upload_dir
 from core.datasets.uploads import UploadLimits, receive_upload, remove_upload
 from core.errors import ConflictError, InvalidInputError
 from core.names import LABEL_PATTERN
 from core.settings import Settings
-from core.storage_quota import storage_quota
 from core.tables import Dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=SessionRoute)

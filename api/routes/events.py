@@ -29,13 +29,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
 from api.params import JobId
-from core import queries
+from core.auth.ownership import scope_to_owner
 from core.db import Database
 from core.errors import ServiceError
-from core.metric_queries import MetricPoint, metrics_after
-from core.ownership import scope_to_owner
-from core.queries import LAYER_SPLIT
-from core.schemas import FINISHED_STATUSES
+from core.jobs import queries
+from core.jobs.metrics import LAYER_SPLIT, MetricPoint, metrics_after
+from core.jobs.schemas import FINISHED_STATUSES
+from core.registry import queries as registry
 from core.tables import Job, utcnow
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -137,7 +137,7 @@ def poll(session: Session, *, job_id: str, cursor: Cursor) -> list[Event]:
     if finished:
         if job.status != cursor.status:
             events.append(status_event(job))
-        model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
+        model_id = registry.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
         data = {"status": job.status, "error": job.error, "model_id": model_id}
         events.append(Event("end", data))
         cursor.done = True

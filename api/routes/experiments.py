@@ -8,9 +8,8 @@ from fastapi import APIRouter, Query
 
 from api.deps import SessionDep, SessionRoute
 from api.params import ExperimentName, MetricName
-from core import experiment_queries, queries
-from core.experiment_schemas import Comparison, ExperimentSummary, Goal
-from core.schemas import ExperimentOut
+from core.experiments import queries as experiments
+from core.experiments.schemas import Comparison, ExperimentOut, ExperimentSummary, Goal
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=SessionRoute)
 
@@ -19,7 +18,7 @@ router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=S
 def list_experiments(session: SessionDep) -> list[ExperimentOut]:
     return [
         ExperimentOut(name=experiment.name, created_at=experiment.created_at, jobs=count)
-        for experiment, count in queries.list_experiments(session)
+        for experiment, count in experiments.list_experiments(session)
     ]
 
 
@@ -37,7 +36,7 @@ def get_experiment(
     goal: GoalQuery = None,
     limit: RunsQuery = 500,
 ) -> ExperimentSummary:
-    return experiment_queries.summarise(session, name=name, metric=metric, goal=goal, limit=limit)
+    return experiments.experiment_summary(session, name=name, metric=metric, goal=goal, limit=limit)
 
 
 @router.get(
@@ -52,4 +51,4 @@ def compare_runs(
     goal: GoalQuery = None,
     limit: RunsQuery = 100,
 ) -> Comparison:
-    return experiment_queries.compare(session, name=name, metric=metric, goal=goal, limit=limit)
+    return experiments.compare(session, name=name, metric=metric, goal=goal, limit=limit)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 
 from api.deps import ServingDep, SessionDep, SessionRoute
 from api.params import JobId
-from core import queries
 from core.errors import NotFoundError
+from core.jobs import queries
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionRoute)
 FILE_TYPES = {

@@ -14,22 +14,20 @@ from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, CpuDep, JobQueueDep, SessionDep, SettingsDep
 from api.errors import rules
 from api.params import BareMetric, JobId, MetricNames, NameFilter
-from api.submission import SubmissionRoute
-from core import queries, sweep_queries
-from core.admission import check_fits_a_worker
+from api.untagged_errors import UntaggedErrorsRoute
+from core import workers
+from core.auth.job_quota import check_quota
 from core.datasets import check_available, get_dataset, is_upload_id
 from core.errors import InvalidInputError, UnavailableError
-from core.finetune import check_compatible
-from core.memory import data_footprint
-from core.metric_queries import parse_metric_names, read_metrics
-from core.model_size import check_model_size
-from core.names import NAME_PATTERN
-from core.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
-from core.queue import queue_for
-from core.quotas import check_quota
-from core.recipes import compare, variant_offer
-from core.references import BASE_SOURCE, resolve_references
-from core.schemas import (
+from core.jobs import queries, sweep_queries
+from core.jobs.admission import check_fits_a_worker
+from core.jobs.finetune import check_compatible
+from core.jobs.memory_estimate import data_footprint
+from core.jobs.metrics import latest_metrics, parse_metric_names, read_metrics
+from core.jobs.model_size import check_model_size
+from core.jobs.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
+from core.jobs.references import BASE_SOURCE, resolve_references
+from core.jobs.schemas import (
     CheckpointOut,
     JobCreate,
     JobOut,
@@ -38,10 +36,14 @@ from core.schemas import (
     MetricOut,
     Progress,
 )
+from core.names import NAME_PATTERN
+from core.queue import queue_for
+from core.recipes import compare, variant_offer
+from core.registry import queries as registry
 from core.settings import Settings
 from core.tables import Job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SubmissionRoute)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=UntaggedErrorsRoute)
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +60,7 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
             steps=job.epoch_steps if job.status == "running" else 0,
         ),
         params=job.params,
-        metrics=queries.latest_metrics(session, job_id=job.id),
+        metrics=latest_metrics(session, job_id=job.id),
         result=job.result,
         error=job.error,
         worker=job.worker,
@@ -98,7 +100,7 @@ def check_submission(session: Session, spec: JobCreate, settings: Settings) -> N
     info = get_dataset(spec.dataset.name, root=root)
     check_model_size(spec, info, max_parameters=settings.max_model_parameters)
     footprint = data_footprint(info.raw_bytes(root), settings)
-    check_fits_a_worker(spec, info, queries.list_workers(session), data=footprint)
+    check_fits_a_worker(spec, info, workers.list_workers(session), data=footprint)
     if not sources:
         return
     for source in sources:
@@ -218,7 +220,7 @@ def list_jobs(
     jobs, total = queries.list_jobs(
         session, experiment=experiment, status=status, limit=limit, offset=offset, parent=parent
     )
-    model_ids = queries.model_ids_for_jobs(session, job_ids=[job.id for job in jobs])
+    model_ids = registry.model_ids_for_jobs(session, job_ids=[job.id for job in jobs])
     return JobPage(
         items=[job_out(session, job, model_id=model_ids.get(job.id)) for job in jobs],
         total=total,
@@ -230,7 +232,7 @@ def list_jobs(
 @router.get("/{job_id}", summary="A job's status, progress, latest metrics and result")
 def get_job(job_id: JobId, session: SessionDep) -> JobOut:
     job = queries.get_job(session, job_id=job_id)
-    model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
+    model_id = registry.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
     return job_out(session, job, model_id=model_id)
 
 
@@ -251,7 +253,7 @@ def cancel_job(job_id: JobId, session: SessionDep) -> JobOut:
         queries.request_cancel(session, job=job)
     session.commit()
     log.info("job %s: cancel requested (%s)", job_id, job.status)
-    model_id = queries.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
+    model_id = registry.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)
     return job_out(session, job, model_id=model_id)
 
 

@@ -1,4 +1,4 @@
-"""`GET /v1/jobs/{id}/logs`: what the worker logged about a job (see core.job_logs)."""
+"""`GET /v1/jobs/{id}/logs`: what the worker logged about a job (see core.jobs.logs)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import SessionDep, SessionRoute, SettingsDep
 from api.params import JobId
-from core import queries
-from core.job_logs import read_job_log
+from core.jobs import queries
+from core.jobs.logs import read_job_log
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionRoute)
 

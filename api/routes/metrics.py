@@ -35,12 +35,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import OwnerDep
 from api.routes.workers import ALIVE_WITHIN
-from core import queries
+from core.auth.ownership import scope_to_owner
 from core.db import Database
-from core.ownership import scope_to_owner
+from core.jobs.schemas import JobStatus
 from core.queue import QUEUES, JobQueue
-from core.schemas import JobStatus
 from core.tables import Job, utcnow
+from core.workers import list_workers
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class ServiceCollector(Collector):
         up = GaugeMetricFamily("d2l_worker_up", "1 while the heartbeat is fresh", labels=["worker"])
         now = utcnow()
         with self.db.sessions() as session:
-            for worker in queries.list_workers(session):
+            for worker in list_workers(session):
                 alive = worker.stopped_at is None and now - worker.last_seen < ALIVE_WITHIN
                 seen.add_metric([worker.hostname], worker.last_seen.timestamp())
                 up.add_metric([worker.hostname], 1.0 if alive else 0.0)

@@ -16,18 +16,18 @@ from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep
 from api.json_body import StrictJsonRoute
 from api.params import AliasName, ModelRef, NameFilter, TensorName
-from core import export as model_export
-from core import model_registry
 from core.errors import ConflictError
-from core.model_schemas import AliasCreate, ExportFormat, ModelOut, ModelPage
 from core.names import NAME_PATTERN
-from core.parameters import (
+from core.registry import queries as registry
+from core.registry.parameters import (
     MAX_VALUES,
     StateDictFormat,
     parameter_table,
     serialise_state_dict,
     tensor_values,
 )
+from core.registry.schemas import AliasCreate, ExportFormat, ModelOut, ModelPage
+from core.serving import export as model_export
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJsonRoute)
 MEDIA_TYPES = {"pt": "application/octet-stream", "safetensors": "application/octet-stream"}
@@ -43,11 +43,9 @@ def list_models(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ModelPage:
-    models, total = model_registry.list_models(
-        session, name=name, arch=arch, limit=limit, offset=offset
-    )
+    models, total = registry.list_models(session, name=name, arch=arch, limit=limit, offset=offset)
     return ModelPage(
-        items=[model_registry.describe(session, model=model) for model in models],
+        items=[registry.describe(session, model=model) for model in models],
         total=total,
         limit=limit,
         offset=offset,
@@ -56,8 +54,8 @@ def list_models(
 
 @router.get("/{model_id}", summary="A model: architecture, data, preprocessing, scores, aliases")
 def get_model(model_id: ModelRef, session: SessionDep) -> ModelOut:
-    model = model_registry.resolve_model(session, ref=model_id)
-    return model_registry.describe(session, model=model)
+    model = registry.resolve_model(session, ref=model_id)
+    return registry.describe(session, model=model)
 
 
 @router.delete(
@@ -68,9 +66,9 @@ def get_model(model_id: ModelRef, session: SessionDep) -> ModelOut:
 )
 def delete_model(model_id: ModelRef, session: SessionDep, serving: ServingDep) -> Response:
     """Refused (409) while an alias names the model: remove or move the aliases first."""
-    model = model_registry.resolve_model(session, ref=model_id)
+    model = registry.resolve_model(session, ref=model_id)
     doomed_id = model.id
-    paths = model_registry.delete_model(session, model=model)
+    paths = registry.delete_model(session, model=model)
     session.commit()
     serving.forget(doomed_id)
     for path in paths:  # only after the rows are gone: no row points at a missing file
@@ -87,17 +85,15 @@ def add_alias(
 ) -> ModelOut:
     """The model gets the next version of `name` (or keeps the one it has); `name:latest`
     follows the highest version; `production: true` moves `name:production` here."""
-    model = model_registry.resolve_model(session, ref=model_id)
+    model = registry.resolve_model(session, ref=model_id)
     try:
-        model_registry.assign_alias(
-            session, model=model, name=body.name, production=body.production
-        )
+        registry.assign_alias(session, model=model, name=body.name, production=body.production)
         session.commit()
     except IntegrityError:  # another request gave out the same version at the same moment
         session.rollback()
         raise ConflictError(f"{body.name!r} changed while naming this model; try again") from None
     serving.refs.clear()
-    return model_registry.describe(session, model=model)
+    return registry.describe(session, model=model)
 
 
 @router.delete(
@@ -109,11 +105,11 @@ def remove_alias(
 ) -> ModelOut:
     """`name:latest` falls back to the highest remaining version; `name:production` is removed,
     never moved to another model behind your back."""
-    model = model_registry.resolve_model(session, ref=model_id)
-    model_registry.remove_aliases(session, model=model, name=name)
+    model = registry.resolve_model(session, ref=model_id)
+    registry.remove_aliases(session, model=model, name=name)
     session.commit()
     serving.refs.clear()
-    return model_registry.describe(session, model=model)
+    return registry.describe(session, model=model)
 
 
 @router.get(
@@ -154,7 +150,7 @@ async def export_model(
 @router.get("/{model_id}/export/sidecar", summary="What an exported model needs besides weights")
 def export_sidecar(model_id: ModelRef, session: SessionDep, serving: ServingDep) -> dict[str, Any]:
     """Input and output names and shapes, the preprocessing (values and steps), class names."""
-    model = model_registry.resolve_model(session, ref=model_id)
+    model = registry.resolve_model(session, ref=model_id)
     return model_export.sidecar(serving.get(model.id), model_id=model.id, arch=model.arch)
 
 

@@ -20,7 +20,7 @@ from api.auth import OwnerDep
 from api.params import ModelRef
 from api.serving import Serving
 from core.names import MODEL_REF_PATTERN
-from core.predict_schemas import MAX_CLASSES, PredictRequest, PredictResponse
+from core.serving.schemas import MAX_CLASSES, PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 PREDICT_BODY: dict[str, Any] = {

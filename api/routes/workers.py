@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import SessionDep, SessionRoute
-from core import queries
+from core import workers
 from core.tables import utcnow
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"], route_class=SessionRoute)
@@ -39,5 +39,5 @@ def list_workers(session: SessionDep) -> list[WorkerOut]:
             last_seen=worker.last_seen,
             stopped_at=worker.stopped_at,
         )
-        for worker in queries.list_workers(session)
+        for worker in workers.list_workers(session)
     ]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.datasets.registry import DatasetInfo, UnknownDatasetError, get_dataset, missing_files
+from core.datasets.info import DatasetInfo, UnknownDatasetError
+from core.datasets.registry import get_dataset, missing_files
 from core.errors import InvalidInputError
 
 

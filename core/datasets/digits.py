@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from core.datasets.registry import DatasetInfo, RawData, register_dataset
+from core.datasets.info import DatasetInfo, RawData
+from core.datasets.registry import register_dataset
 
 DIGITS_COUNT = 1797
 

@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 import torch
 
-from core.datasets.registry import DatasetInfo, RawData, register_dataset
+from core.datasets.info import DatasetInfo, RawData
+from core.datasets.registry import register_dataset
 
 TARGET_NAMES = ("y",)  # a regression dataset's one target: num_classes is 1
 

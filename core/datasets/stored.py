@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from core.datasets.compact import INFO_FILE, LABELS_FILE, SAMPLES_FILE, is_compact, read_compact
-from core.datasets.registry import DatasetInfo, RawData, UnknownDatasetError, is_upload_id
+from core.datasets.info import DatasetInfo, RawData, UnknownDatasetError, is_upload_id
 
 UPLOADS_FOLDER = "uploads"
 META_FILE = "meta.json"

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torchvision.datasets import FakeData
 
-from core.datasets.registry import DatasetInfo, RawData, register_dataset
+from core.datasets.info import DatasetInfo, RawData
+from core.datasets.registry import register_dataset
 
 FAKE_IMAGE_SHAPE = (3, 32, 32)
 FAKE_CLASSES = 10

@@ -24,7 +24,8 @@ from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 
 from core.datasets.compact import cached_compact
 from core.datasets.idx import idx_count
-from core.datasets.registry import DatasetInfo, RawData, register_dataset
+from core.datasets.info import DatasetInfo, RawData
+from core.datasets.registry import register_dataset
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",

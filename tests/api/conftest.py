@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.artifacts import open_artifact_store
 from core.db import Database
+from core.serving.inference import LoadedModel, respond, run_forward
+from core.serving.schemas import PredictResponse
 from core.settings import Settings
 from tests.conftest import RecordingQueue
 from tests.factories import add_job, migrated
@@ -25,6 +28,14 @@ class Trained:
     job_id: str
     model_id: str
     result: dict[str, Any]
+
+
+def predict_unbatched(
+    loaded: LoadedModel, model_id: str, raw: torch.Tensor, *, top_k: int | None
+) -> PredictResponse:
+    """What a request's samples give in one forward pass, with no batcher between: the answer
+    the batched and chunked paths must match."""
+    return respond(loaded, model_id, run_forward(loaded, raw), top_k=top_k)
 
 
 @pytest.fixture(scope="package")

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core import tokens
+from cli.main import main as cli_main
 from core.artifacts import open_artifact_store
-from core.cli import main as cli_main
+from core.auth import tokens
 from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings, get_settings
+from migrations.upgrade import upgrade
 from worker.runner import JobRunner
 
 SMALL_JOB: dict[str, Any] = {

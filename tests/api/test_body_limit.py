@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core.migrate import upgrade
 from core.settings import Settings
+from migrations.upgrade import upgrade
 from tests.conftest import RecordingQueue
 
 

@@ -2,8 +2,8 @@
 
 from fastapi.testclient import TestClient
 
-from core import queries
 from core.db import Database
+from core.jobs import queries
 from tests.api.test_jobs import BODY
 from tests.conftest import RecordingQueue
 

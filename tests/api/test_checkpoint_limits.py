@@ -13,7 +13,7 @@ import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import save as safetensors_save
 
-import core.weights
+import core.registry.weights
 import models
 from core.settings import Settings
 
@@ -84,7 +84,7 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(core.weights.torch, "load", counting_load)
+    monkeypatch.setattr(core.registry.weights.torch, "load", counting_load)
     return calls
 
 

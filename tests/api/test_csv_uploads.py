@@ -17,7 +17,7 @@ from core.db import Database
 from core.preprocessing import apply
 from core.settings import Settings
 from tests.api.conftest import train_submitted
-from tests.core.test_uploads import npz_bytes
+from tests.core.datasets.test_uploads import npz_bytes
 
 MLP = {"arch": "mlp", "config": {"flat_features": True, "hidden_sizes": [32]}}
 

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
 from core.tables import Dataset, Experiment, Job
+from migrations.upgrade import upgrade
 from tests.conftest import RecordingQueue
-from tests.core.test_datasets import MNIST_NAMES, write_mnist
-from tests.core.test_uploads import BAD_UPLOADS, image_folder, npz_bytes, zip_bytes
+from tests.core.datasets.test_datasets import MNIST_NAMES, write_mnist
+from tests.core.datasets.test_uploads import BAD_UPLOADS, image_folder, npz_bytes, zip_bytes
 
 
 def post_upload(client: TestClient, data: bytes, filename: str, **form: str):
@@ -105,7 +105,7 @@ def test_a_bad_size_field_is_a_422(client: TestClient, settings: Settings) -> No
 
 @contextmanager
 def limited_client(data_dir: Path, *, max_bytes: int) -> Iterator[tuple[TestClient, Settings]]:
-    """An app with the upload limits of tests/core/test_uploads.py (byte limit given)."""
+    """An app with the upload limits of tests/core/datasets/test_uploads.py (byte limit given)."""
     settings = Settings(
         data_dir=data_dir,
         upload_max_bytes=max_bytes,

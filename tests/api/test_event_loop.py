@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.deps import SessionRoute, get_session
-from core import queries
 from core.artifacts import open_artifact_store
 from core.db import POOL_OVERFLOW, Database
+from core.registry import queries as registry
 from core.settings import Settings
 from tests.conftest import RecordingQueue
 from tests.factories import add_job, migrated
@@ -91,7 +91,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         store = open_artifact_store(settings)
         JobRunner(db=db, store=store, data_dir=settings.datasets_dir, worker_name="w").run(job_id)
         with db.sessions() as session:
-            model_id = queries.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
+            model_id = registry.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
         db.engine.dispose()
         app = create_app(settings)
         app.state.job_queue = RecordingQueue()

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from api.app import create_app
-from core import queries
 from core.db import Database
+from core.jobs import queries
+from core.jobs.metrics import record_epoch
 from core.settings import Settings
 from core.tables import utcnow
 from d2l_client.sse import Event, EventParser
@@ -40,7 +41,7 @@ def record(db: Database, job_id: str, epoch: int, *, val_acc: float = 0.5) -> No
             ("val", "acc"): val_acc,
             ("layers", "0.weight/grad_norm"): 0.1,
         }
-        queries.record_epoch(session, job_id=job_id, epoch=epoch, step=10 * epoch, values=values)
+        record_epoch(session, job_id=job_id, epoch=epoch, step=10 * epoch, values=values)
 
 
 def set_status(db: Database, job_id: str, status: str) -> None:
@@ -176,7 +177,7 @@ def test_unknown_job_and_bad_last_event_id_are_refused(base_url: str, sqlite_db:
 
 def test_kfold_folds_are_told_apart_by_run() -> None:
     from api.routes.events import metric_events
-    from core.metric_queries import MetricPoint
+    from core.jobs.metrics import MetricPoint
 
     points = [
         MetricPoint(1, 1, 5, "c0/f1/train", "loss", 0.9),

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from core import queries
 from core.db import Database
+from core.jobs import metrics, queries
 from tests.factories import add_job
 
 
@@ -27,7 +27,7 @@ def run(
             values = {key: value - 0.1 * (2 - epoch) for key, value in final.items()}
             values[("c0/f1/val", "acc")] = 0.99  # a fold's curve: never a run's final metric
             values[("layers", "0.weight/grad_norm")] = 5.0
-            queries.record_epoch(session, job_id=job.id, epoch=epoch, step=epoch, values=values)
+            metrics.record_epoch(session, job_id=job.id, epoch=epoch, step=epoch, values=values)
         if status != "running":
             queries.finish_job(session, job=job, status=status, result=result)
         return job.id

@@ -2,10 +2,10 @@
 
 from fastapi.testclient import TestClient
 
-from core import queries
+from core import workers
 from core.datasets import get_dataset
 from core.db import Database
-from core.memory import GIB, estimate
+from core.jobs.memory_estimate import GIB, estimate
 from tests.factories import job_spec
 
 BIG = {
@@ -22,7 +22,7 @@ def register_gpu_worker(db: Database, *, gib: int, gpus: int = 1) -> None:
         for i in range(gpus)
     ]
     with db.transaction() as session:
-        queries.register_worker(
+        workers.register_worker(
             session, hostname="gpu1@test", queues=["cpu", "gpu"], devices=devices
         )
 

@@ -8,7 +8,7 @@ import threading
 from fastapi.testclient import TestClient
 
 from core.db import Database
-from core.job_logs import capture
+from core.jobs.logs import capture
 from core.settings import Settings
 from tests.factories import add_job
 

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core import queries
 from core.datasets import get_dataset
 from core.db import Database
-from core.memory import GIB, DataFootprint, estimate
+from core.jobs.memory_estimate import GIB, DataFootprint, estimate
 from core.settings import Settings
+from core.workers import register_worker
 from tests.conftest import RecordingQueue
 from tests.factories import job_spec, migrated
 
@@ -49,7 +49,7 @@ def register(
         )
     queues = ["gpu", "cpu"] if gpu_bytes is not None else ["cpu"]
     with db.transaction() as session:
-        queries.register_worker(session, hostname=hostname, queues=queues, devices=devices)
+        register_worker(session, hostname=hostname, queues=queues, devices=devices)
 
 
 def test_a_cpu_job_no_worker_can_hold_is_refused_with_the_numbers_and_a_size_that_fits(

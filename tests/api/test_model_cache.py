@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from api.model_cache import ModelCache
-from core.inference import LoadedModel
 from core.preprocessing import Preprocessing
+from core.serving.inference import LoadedModel
 
 PREP = Preprocessing(
     raw_shape=(4,), in_channels=1, input_size=4, scale=1.0, mean=(0.0,), std=(1.0,)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
+from core.jobs.metrics import record_epoch
+from core.registry.queries import create_model
 from core.tables import Model
 from tests.api.conftest import Trained
 from tests.factories import add_job
@@ -26,9 +28,9 @@ def add_model(db: Database, store: ArtifactStore, *, arch: str = "lenet") -> tup
         job = add_job(session, model={"arch": arch})
         stored = store.write_bytes(f"jobs/{job.id}/epoch-0002.pt", b"weights")
         checkpoint = queries.add_checkpoint(session, job_id=job.id, epoch=2, stored=stored)
-        queries.record_epoch(session, job_id=job.id, epoch=2, step=10, values={("val", "acc"): 0.8})
+        record_epoch(session, job_id=job.id, epoch=2, step=10, values={("val", "acc"): 0.8})
         queries.finish_job(session, job=job, status="succeeded", result=RESULT)
-        model = queries.create_model(session, job=job, checkpoint=checkpoint, arch=arch)
+        model = create_model(session, job=job, checkpoint=checkpoint, arch=arch)
         return model.id, stored.path
 
 

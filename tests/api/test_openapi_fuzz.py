@@ -23,10 +23,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
 from api.errors import GENERIC_422
-from core import tokens
+from core.auth import tokens
 from core.db import Database
-from core.migrate import upgrade
 from core.settings import Settings
+from migrations.upgrade import upgrade
 from tests.conftest import RecordingQueue
 from tests.services import fresh_postgres_database
 

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core import queries
 from core.artifacts import open_artifact_store
-from core.predict_jobs import PredictJobCreate
-from core.schemas import JobCreate
+from core.jobs import queries
+from core.jobs.predict_jobs import PredictJobCreate
+from core.jobs.schemas import JobCreate
+from core.registry import queries as registry
 from core.tables import Job
 from tests.api.test_auth import SMALL_JOB, Service, make_service
 from tests.conftest import RecordingQueue
@@ -183,4 +184,4 @@ def test_a_sweeps_trial_never_fine_tunes_from_another_owners_job(
     trial = run(service, trial_id)
     assert trial.status == "failed" and things["alice_job"] in (trial.error or "")
     with service.db.sessions() as session:
-        assert trial.id not in queries.model_ids_for_jobs(session, job_ids=[trial.id])
+        assert trial.id not in registry.model_ids_for_jobs(session, job_ids=[trial.id])

@@ -3,9 +3,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from core import queries
 from core.datasets.digits import load_digits_raw
 from core.datasets.registry import split_indices
+from core.registry import queries as registry
 from tests.api.conftest import Trained
 
 
@@ -84,7 +84,7 @@ def test_the_model_is_listed_on_its_job_and_its_checkpoint(
 ) -> None:
     model_id = trained.model_id
     with trained.db.sessions() as session:
-        model = queries.get_model(session, model_id=model_id)
+        model = registry.get_model_row(session, model_id=model_id)
         job_id = model.job_id
     checkpoints = client.get(f"/v1/jobs/{job_id}/checkpoints").json()
     assert checkpoints[-1]["epoch"] == 4 and len(checkpoints[-1]["sha256"]) == 64

@@ -11,8 +11,7 @@ import torch
 from api.batching import MicroBatcher
 from api.serving import Serving
 from core.datasets.digits import load_digits_raw
-from core.inference import predict as predict_unbatched
-from tests.api.conftest import Trained
+from tests.api.conftest import Trained, predict_unbatched
 
 
 def samples(count: int) -> list[list[list[float]]]:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from core import queries
 from core.datasets.digits import load_digits_raw
 from core.datasets.registry import split_indices
-from core.predict_jobs import PredictJobCreate
+from core.jobs import queries
+from core.jobs.predict_jobs import PredictJobCreate
 from tests.api.conftest import Trained
 from worker.predictions import Samples, predict_rows
 from worker.runner import JobRunner

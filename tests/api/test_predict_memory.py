@@ -19,8 +19,7 @@ from api.app import create_app
 from api.serving import Serving
 from core import preprocessing
 from core.datasets.digits import load_digits_raw
-from core.inference import predict as predict_unbatched
-from tests.api.conftest import Trained
+from tests.api.conftest import Trained, predict_unbatched
 
 
 def digits(count: int) -> torch.Tensor:

@@ -6,8 +6,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from core import queries, tokens
+from core import workers
+from core.auth import tokens
 from core.db import Database
+from core.jobs import queries
 from core.settings import Settings
 from core.tables import new_id
 from tests.api.conftest import Trained
@@ -31,7 +33,7 @@ def test_requests_are_counted_by_route_template_and_jobs_by_status(
 ) -> None:
     with sqlite_db.transaction() as session:
         job_ids = [add_job(session).id for _ in range(2)]
-        queries.register_worker(session, hostname="w1@box", queues=["cpu"], devices=[])
+        workers.register_worker(session, hostname="w1@box", queues=["cpu"], devices=[])
     for job_id in job_ids:
         assert client.get(f"/v1/jobs/{job_id}").status_code == 200
     assert client.get("/v1/jobs/missing").status_code == 404

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from core.artifacts import ArtifactStore, FsspecArtifactStore, open_artifact_store
 from core.datasets.digits import load_digits_raw
 from core.db import Database
-from core.job_logs import capture, publish_log, read_job_log
+from core.jobs.logs import capture, publish_log, read_job_log
 from core.settings import Settings
 from tests.api.conftest import train_submitted
 from tests.factories import add_job

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core import queries, sweep_queries
-from core.quotas import Quota
-from core.schemas import FINISHED_STATUSES
+from core.auth.job_quota import Quota
+from core.jobs import queries, sweep_queries
+from core.jobs.schemas import FINISHED_STATUSES
 from tests.api.test_auth import SMALL_JOB, Service, make_service
 from tests.conftest import RecordingQueue
 from worker.reaper import wake_sweeps

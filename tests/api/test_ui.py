@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core import queries
 from core.db import Database
+from core.jobs import metrics, queries
 from core.settings import Settings
 from tests.conftest import RecordingQueue
 from tests.factories import add_job
@@ -59,7 +59,7 @@ def test_a_browser_lists_the_experiment_and_shows_a_job_with_its_curves(
         queries.mark_running(session, job=job, worker="w", device="cpu")
         for epoch in (1, 2):
             values = {("train", "loss"): 1 / epoch, ("train", "acc"): 0.5, ("val", "acc"): 0.4}
-            queries.record_epoch(session, job_id=job.id, epoch=epoch, step=epoch, values=values)
+            metrics.record_epoch(session, job_id=job.id, epoch=epoch, step=epoch, values=values)
         queries.finish_job(session, job=job, status="succeeded", result={"test_acc": 0.75})
         job_id = job.id
 

@@ -8,7 +8,7 @@ from core.datasets.digits import load_digits_raw
 from core.db import Database
 from core.settings import Settings
 from tests.api.conftest import train_submitted
-from tests.core.test_uploads import npz_bytes
+from tests.core.datasets.test_uploads import npz_bytes
 
 
 def upload_digits(client: TestClient) -> str:

@@ -18,7 +18,7 @@ import models
 from api.app import create_app
 from core.settings import Settings
 from tests.conftest import RecordingQueue
-from tests.core.test_uploads import image_folder, npz_bytes, zip_bytes
+from tests.core.datasets.test_uploads import image_folder, npz_bytes, zip_bytes
 from tests.factories import migrated
 
 DIGITS = 100  # 8x8 grey images: stored as 100 x (64 pixels + an 8-byte label) = 7,200 bytes

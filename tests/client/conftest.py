@@ -13,7 +13,7 @@ import pytest
 from api.app import create_app
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.job_logs import capture
+from core.jobs.logs import capture
 from core.settings import Settings
 from d2l_client import Client, Event
 from tests.factories import migrated

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.cli import build_parser, main
+from cli.main import build_parser, main
 from core.datasets.digits import load_digits_raw
 from tests.client.conftest import Service, TrainedJob
 

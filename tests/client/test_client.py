@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from core import queries
 from core.datasets.digits import load_digits_raw
+from core.jobs import queries
 from d2l_client import APIError, AsyncClient, Client, JobFailedError
 from tests.client.conftest import Service, TrainedJob
 from tests.factories import add_job

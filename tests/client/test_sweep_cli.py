@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.cli import build_parser, main
+from cli.main import build_parser, main
 from d2l_client import AsyncClient, Client
 from d2l_client.cli import parse_space
 from tests.client.conftest import Service

@@ -14,9 +14,9 @@ import torch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
 from core.leftovers import sweep_leftovers
 from core.settings import Settings
 from models import get_model
@@ -87,7 +87,7 @@ def test_a_state_dict_whose_row_fails_is_removed_at_once(
         def database_gone(*_: object, **__: object) -> None:
             raise RuntimeError("the database went away")
 
-        monkeypatch.setattr("core.queries.add_uploaded_weights", database_gone)
+        monkeypatch.setattr("core.registry.queries.add_uploaded_weights", database_gone)
         assert client.post("/v1/checkpoints", data=form, files=files).status_code == 500
     store = ArtifactStore(settings.artifacts)
     assert store.list_keys("uploads") == [f"uploads/{kept.json()['id']}.pt"]

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from core.jobs.schemas import JobCreate
 from core.recipes import compare, expand_recipe, get_recipe, list_recipes, recipe_body
-from core.schemas import JobCreate
 
 COURSE_EXPERIMENTS = {
     "mlp",

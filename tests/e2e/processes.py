@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from core import queries
 from core.db import Database
+from core.jobs import queries
+from core.jobs.schemas import JobCreate
 from core.queue import JobQueue, make_celery
-from core.schemas import JobCreate
 from core.settings import Settings
 from core.tables import Job
 from tests.factories import job_spec

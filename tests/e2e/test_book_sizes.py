@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from core import queries
 from core.datasets import get_dataset
 from core.db import Database
-from core.memory import GIB, DataFootprint, estimate
-from core.schemas import JobCreate
+from core.jobs import queries
+from core.jobs.memory_estimate import GIB, DataFootprint, estimate
+from core.jobs.schemas import JobCreate
 from core.settings import Settings
 from tests.e2e.processes import enqueue_job, read_job, service_env, wait_for, worker
 from tests.factories import migrated

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
 from core.queue import JobQueue, make_celery
 from core.settings import Settings
 from tests.e2e.processes import running, service_env

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import queries
+from core.jobs import metrics
 from core.settings import Settings
 from core.tables import Job
 from tests.e2e.processes import (
@@ -50,7 +50,7 @@ def test_a_job_survives_a_postgres_restart_mid_training(tmp_path: Path) -> None:
         assert finished.status == "succeeded", (finished.error, log.read_text()[-3000:])
         assert finished.attempts == 1
         with db.sessions() as session:
-            losses = queries.list_metrics(session, job_id=job_id, name="loss")
+            losses = metrics.list_metrics(session, job_id=job_id, name="loss")
             assert sorted(m.epoch for m in losses if m.split == "train") == [1, 2, 3, 4]
         assert "trying again" in log.read_text()  # a write did meet the outage
         db.dispose()

@@ -14,7 +14,7 @@ import pytest
 import redis
 import yaml
 
-from core import queries
+from core.jobs import queries
 from core.queue import JobQueue, make_celery
 from core.settings import Settings
 from tests.e2e.processes import free_port, running, service_env

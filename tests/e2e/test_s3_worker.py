@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from core import queries
 from core.artifacts import FsspecArtifactStore, open_artifact_store
 from core.db import Database
-from core.job_logs import read_job_log
-from core.migrate import upgrade
+from core.jobs import queries
+from core.jobs.logs import read_job_log
 from core.queue import JobQueue, make_celery
 from core.settings import Settings
+from migrations.upgrade import upgrade
 from tests.e2e.processes import running, service_env
 from tests.factories import job_spec
 from tests.objectstore import moto_s3_server

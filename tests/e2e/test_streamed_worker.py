@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import queries
+from core import workers
 from core.settings import Settings
 from tests.e2e.processes import enqueue_job, read_job, service_env, wait_for, worker
 from tests.factories import job_spec, migrated
@@ -43,7 +43,7 @@ def test_a_streamed_job_in_a_real_worker_trains_as_a_resident_one(tmp_path: Path
         (pool_child,) = children(process.pid)
         assert children(pool_child) == []  # the loader processes are gone with their epoch
     with db.sessions() as session:  # what the submission check weighs jobs against
-        (registered,) = queries.list_workers(session)
+        (registered,) = workers.list_workers(session)
         cpu = next(device for device in registered.devices if device["type"] == "cpu")
         assert cpu["jobs_at_once"] == 1 and cpu["memory_bytes"] > 2**30
     assert job.status == "succeeded", job.error

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core import queries
+from core.jobs import metrics
 from core.settings import Settings
 from core.tables import Job
 from tests.e2e.processes import (
@@ -59,6 +59,6 @@ def test_sigterm_sends_the_running_job_back_to_the_queue_and_it_resumes(tmp_path
     assert finished.result is not None
     assert finished.result["resumed_after_epoch"] == stepped_aside.epoch
     with db.sessions() as session:
-        losses = queries.list_metrics(session, job_id=job_id, name="loss")
+        losses = metrics.list_metrics(session, job_id=job_id, name="loss")
         assert sorted(m.epoch for m in losses if m.split == "train") == [1, 2, 3]
     db.dispose()

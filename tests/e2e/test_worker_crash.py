@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import queries
+from core.jobs import metrics, queries
 from core.settings import Settings
 from tests.e2e.processes import (
     enqueue_job,
@@ -59,7 +59,7 @@ def test_a_job_whose_worker_is_killed_mid_epoch_resumes_and_ends_as_if_uninterru
         assert (job.worker, job.attempts) == ("w2@crash", 2)
         # an epoch shows as done once its checkpoint is durable: the resume starts right there
         assert job.result is not None and job.result["resumed_after_epoch"] == killed_after
-        train_losses = [m for m in queries.list_metrics(session, job_id=job_id, name="loss")]
+        train_losses = [m for m in metrics.list_metrics(session, job_id=job_id, name="loss")]
         assert sorted(m.epoch for m in train_losses if m.split == "train") == [1, 2, 3, 4, 5]
     assert "re-queued" in second_log.read_text()
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from core.hyperparameters import Augmentation
+from core.jobs.hyperparameters import Augmentation
 from core.preprocessing import Preprocessing
 from tests.worker.test_knobs import train
 from worker.augment import batch_augmenter

@@ -10,8 +10,8 @@ import torch
 
 import models
 from core.datasets import load_raw, prepare
-from core.inference import LoadedModel, run_forward
 from core.preprocessing import apply
+from core.serving.inference import LoadedModel, run_forward
 from tests.factories import job_spec
 from worker.batches import DataPlan, Feed
 from worker.engine import fit

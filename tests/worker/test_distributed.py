@@ -7,9 +7,9 @@ runs the same code with CPU processes, so the data-parallel arithmetic is checke
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import metrics, queries
 from tests.factories import add_job
 from worker import distributed
 from worker.engine import epoch_order, shard_batches
@@ -49,7 +49,7 @@ def test_two_ranks_train_exactly_as_one_process(sqlite_db: Database, store: Arti
         assert single["splits"]["train"] % 2 == 0  # no padding: both runs see the same examples
         for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
             assert ddp[key] == pytest.approx(single[key], abs=1e-4), key
-        rows = queries.list_metrics(session, job_id=ddp_id)
+        rows = metrics.list_metrics(session, job_id=ddp_id)
         losses = [(m.epoch, m.value) for m in rows if (m.split, m.name) == ("train", "loss")]
         assert [epoch for epoch, _ in losses] == [1, 2]  # rank 0 alone reports, once an epoch
         assert [c.epoch for c in queries.list_checkpoints(session, job_id=ddp_id)] == [1, 2]

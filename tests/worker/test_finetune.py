@@ -5,12 +5,14 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.datasets import list_datasets
 from core.datasets.digits import load_digits_raw
-from core.datasets.registry import DatasetInfo, RawData, register_dataset
+from core.datasets.info import DatasetInfo, RawData
+from core.datasets.registry import register_dataset
 from core.db import Database
+from core.jobs import queries
+from core.registry import queries as registry
 from core.tables import new_id
 from tests.factories import add_job
 from worker.runner import JobRunner
@@ -60,8 +62,8 @@ def run(db: Database, store: ArtifactStore, **spec) -> dict:  # type: ignore[no-
     with db.sessions() as session:
         job = queries.get_job(session, job_id=job_id)
         assert job.status == "succeeded", job.error
-        model = queries.get_model(
-            session, model_id=queries.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
+        model = registry.get_model_row(
+            session, model_id=registry.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
         )
         weights = store.load_checkpoint(model.checkpoint.path, sha256=model.checkpoint.sha256)[
             "state_dict"
@@ -142,7 +144,7 @@ def test_fine_tuning_from_an_uploaded_state_dict(
         f"uploads/{weights_id}.pt", {"state_dict": pretrained["state_dict"]}
     )
     with sqlite_db.transaction() as session:
-        queries.add_uploaded_weights(
+        registry.add_uploaded_weights(
             session,
             filename="lenet.pt",
             arch="lenet",

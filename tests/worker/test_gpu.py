@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import metrics, queries
 from tests.factories import add_job, job_spec
 from worker import devices, distributed
 from worker.batches import DataPlan
@@ -71,7 +71,7 @@ def test_device_all_trains_with_distributed_data_parallel_over_nccl(
     with sqlite_db.sessions() as session:
         epochs = [
             m.epoch
-            for m in queries.list_metrics(session, job_id=job.id)
+            for m in metrics.list_metrics(session, job_id=job.id)
             if (m.split, m.name) == ("train", "loss")
         ]
         assert epochs == [1, 2, 3]

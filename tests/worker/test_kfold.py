@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.schemas import JobCreate
+from core.jobs import queries
+from core.jobs.metrics import list_metrics
+from core.jobs.schemas import JobCreate
+from core.registry import queries as registry
 from tests.factories import add_job
 from worker.kfold import cross_validate, fold_indices
 from worker.runner import JobRunner
@@ -78,12 +80,10 @@ def test_a_kfold_job_runs_through_the_runner_and_yields_a_model(
         assert (job.epoch, job.epochs) == (2 * 2 + 2, 6)
         assert job.result["winner"] == "base"
         val_rows = [
-            m
-            for m in queries.list_metrics(session, job_id=job_id, name="acc")
-            if m.split.endswith("/val")
+            m for m in list_metrics(session, job_id=job_id, name="acc") if m.split.endswith("/val")
         ]
         assert {m.split for m in val_rows} == {"c0/f1/val", "c0/f2/val"}
-        assert queries.model_ids_for_jobs(session, job_ids=[job_id])
+        assert registry.model_ids_for_jobs(session, job_ids=[job_id])
 
 
 def test_kfold_settings_are_validated_at_submission() -> None:

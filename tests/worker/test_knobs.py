@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.hyperparameters import LRSchedule
+from core.jobs.hyperparameters import LRSchedule
 from tests.factories import job_spec
 from worker.diagnostics import NonFiniteError
 from worker.engine import fit

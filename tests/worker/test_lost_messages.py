@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import metrics, queries
 from core.queue import JobQueue, make_celery
 from core.settings import Settings
 from core.tables import Job, Model, utcnow
@@ -84,7 +84,7 @@ def test_a_duplicate_message_trains_the_job_once(
     with sqlite_db.sessions() as session:
         job = queries.get_job(session, job_id=kept)
         assert (job.status, job.attempts, job.epoch) == ("succeeded", 1, 2)
-        losses = queries.list_metrics(session, job_id=kept, name="loss")
+        losses = metrics.list_metrics(session, job_id=kept, name="loss")
         assert sorted(m.epoch for m in losses if m.split == "train") == [1, 2]
         assert [c.epoch for c in queries.list_checkpoints(session, job_id=kept)] == [1, 2]
         models = session.query(Model).filter(Model.job_id == kept).count()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core import queries
 from core.db import Database
-from core.memory import GIB
+from core.jobs import queries
+from core.jobs.memory_estimate import GIB
 from core.settings import Settings
 from core.tables import utcnow
 from tests.factories import add_job, migrated

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
+from core.jobs.schemas import JobCreate
 from core.recipes import compare, get_recipe, list_recipes
-from core.schemas import JobCreate
+from core.registry import queries as registry
 from worker.regression import fit_regression
 from worker.runner import JobRunner
 
@@ -41,7 +42,7 @@ def run_job(db: Database, store: ArtifactStore, body: dict[str, Any]) -> dict[st
     with db.sessions() as session:
         job = queries.get_job(session, job_id=job_id)
         assert job.status == "succeeded", job.error
-        model_id = queries.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
+        model_id = registry.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
         return {"id": job_id, "params": job.params, "result": job.result, "model_id": model_id}
 
 

@@ -12,12 +12,13 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 import models
-from core import queries
 from core.artifacts import ArtifactStore
 from core.datasets import load_raw
 from core.db import Database
+from core.jobs import metrics, queries
+from core.jobs.schemas import JobCreate
 from core.preprocessing import Preprocessing, apply
-from core.schemas import JobCreate
+from core.registry import queries as registry
 from tests.factories import add_job
 from worker.regression import fit_regression
 from worker.runner import JobRunner
@@ -183,9 +184,9 @@ def test_a_regression_job_runs_through_the_runner(
         result = job.result
         assert result is not None and "test_acc" not in result and result["test_loss"] > 0
         assert len(result["weights"]["w"]) == 4
-        names = {(m.split, m.name) for m in queries.list_metrics(session, job_id=job_id)}
+        names = {(m.split, m.name) for m in metrics.list_metrics(session, job_id=job_id)}
         assert {("train", "loss"), ("val", "loss"), ("train", "lr")} <= names
-        assert queries.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
+        assert registry.model_ids_for_jobs(session, job_ids=[job_id])[job_id]
 
 
 @pytest.mark.parametrize(

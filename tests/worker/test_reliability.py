@@ -13,9 +13,9 @@ import pytest
 import torch
 from sqlalchemy import delete
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import metrics, queries
 from core.tables import Model, utcnow
 from tests.conftest import RecordingQueue
 from tests.factories import add_job, job_spec
@@ -106,7 +106,7 @@ def test_a_second_delivery_of_a_live_job_does_not_train(
     with sqlite_db.sessions() as session:
         job = queries.get_job(session, job_id=job_id)
         assert (job.status, job.worker, job.attempts) == ("running", "w1", 1)
-        assert not queries.list_metrics(session, job_id=job_id)
+        assert not metrics.list_metrics(session, job_id=job_id)
 
 
 def test_a_delivery_of_a_job_whose_worker_went_silent_resumes_it(
@@ -130,7 +130,7 @@ def test_a_delivery_of_a_job_whose_worker_went_silent_resumes_it(
         assert job.result is not None and first_result is not None
         assert job.result["resumed_after_epoch"] == 1 and "resumed_after_epoch" not in first_result
         assert job.result["test_acc"] == first_result["test_acc"]
-        losses = queries.list_metrics(session, job_id=job_id, name="loss")
+        losses = metrics.list_metrics(session, job_id=job_id, name="loss")
         assert sorted(m.epoch for m in losses if m.split == "train") == [1, 2, 3]
 
 
@@ -174,7 +174,7 @@ def test_a_queued_job_cancelled_never_starts(sqlite_db: Database, store: Artifac
     with sqlite_db.sessions() as session:
         job = queries.get_job(session, job_id=job_id)
         assert (job.status, job.attempts) == ("cancelled", 0)
-        assert not queries.list_metrics(session, job_id=job_id)
+        assert not metrics.list_metrics(session, job_id=job_id)
 
 
 def test_a_running_job_cancelled_stops_soon_and_keeps_its_checkpoints(
@@ -248,4 +248,4 @@ def test_a_delivery_of_a_silent_job_whose_cancel_was_asked_trains_nothing(
     with sqlite_db.sessions() as session:
         job = queries.get_job(session, job_id=job_id)
         assert (job.status, job.worker, job.attempts) == ("cancelled", "w1", 1)
-        assert job.epoch == 0 and not queries.list_metrics(session, job_id=job_id)
+        assert job.epoch == 0 and not metrics.list_metrics(session, job_id=job_id)

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from core import queries
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.jobs import queries
+from core.jobs.metrics import list_metrics
+from core.registry import queries as registry
 from tests.factories import add_job
 from worker import runner as runner_module
 from worker.runner import JobRunner
@@ -29,14 +31,14 @@ def test_a_job_records_metrics_checkpoints_and_a_model(
         assert (job.worker, job.device, job.epoch) == ("w1", "cpu", 4)
         assert job.started_at is not None and job.finished_at is not None
         assert 0.0 <= job.result["test_acc"] <= 1.0
-        metrics = queries.list_metrics(session, job_id=job_id)
+        metrics = list_metrics(session, job_id=job_id)
         summary = [m for m in metrics if m.split != "layers"]
         assert len(summary) == 4 * 7  # one row per epoch per (split, name)
         assert len(metrics) - len(summary) == 4 * 2 * 10  # grad and weight norm of 10 tensors
         checkpoints = queries.list_checkpoints(session, job_id=job_id)
         assert [c.epoch for c in checkpoints] == [3, 4]
-        model_ids = queries.model_ids_for_jobs(session, job_ids=[job_id])
-        model = queries.get_model(session, model_id=model_ids[job_id])
+        model_ids = registry.model_ids_for_jobs(session, job_ids=[job_id])
+        model = registry.get_model_row(session, model_id=model_ids[job_id])
         assert model.checkpoint.epoch == 4
     files = sorted(p.name for p in (store.root / "jobs" / job_id).iterdir())
     assert files == ["epoch-0003.pt", "epoch-0004.pt"]  # pruned files are gone with their rows
@@ -53,7 +55,7 @@ def test_a_finished_job_delivered_again_is_left_alone(
     JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w1").run(job_id)
     with sqlite_db.sessions() as session:
         assert queries.get_job(session, job_id=job_id).status == "cancelled"
-        assert not queries.list_metrics(session, job_id=job_id)
+        assert not list_metrics(session, job_id=job_id)
 
 
 def test_a_gpu_job_on_a_worker_without_that_gpu_fails_saying_so(

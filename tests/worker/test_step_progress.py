@@ -9,9 +9,9 @@ import time
 from fastapi.testclient import TestClient
 
 from api.routes.events import progress_event
-from core import queries
 from core.artifacts import open_artifact_store
 from core.db import Database
+from core.jobs import queries
 from core.settings import Settings
 from tests.factories import add_job
 from worker.runner import JobRunner

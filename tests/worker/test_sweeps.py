@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from core import queries, sweep_queries
 from core.artifacts import ArtifactStore
 from core.db import Database
-from core.schemas import JobCreate
+from core.jobs import metrics, queries, sweep_queries
+from core.jobs.schemas import JobCreate
 from core.tables import Job
 from tests.client.conftest import ThreadWorker
 from worker.runner import JobRunner
@@ -77,7 +77,7 @@ def most_at_once(trials: Sequence[Job]) -> int:
 
 def last_val(db: Database, job_id: str, name: str = "acc") -> float:
     with db.sessions() as session:
-        rows = queries.list_metrics(session, job_id=job_id, name=name)
+        rows = metrics.list_metrics(session, job_id=job_id, name=name)
         return [row.value for row in rows if row.split == "val"][-1]
 
 
@@ -148,7 +148,7 @@ def add_trial(
     with db.transaction() as session:
         trial = queries.create_job(session, spec=spec, queue="cpu", parent_id=sweep_id)
         for epoch, value in enumerate(val_acc, start=1):
-            queries.record_epoch(
+            metrics.record_epoch(
                 session, job_id=trial.id, epoch=epoch, step=epoch, values={("val", "acc"): value}
             )
         if status != "queued":
@@ -181,7 +181,7 @@ def test_a_clearly_bad_trial_is_pruned_after_its_first_epoch(
         assert trial.result is not None and trial.result["pruned"] is True
         assert trial.result["at_epoch"] == 1
         assert trial.error is not None and "pruned by the sweep's median pruner" in trial.error
-        epochs = {row.epoch for row in queries.list_metrics(session, job_id=bad)}
+        epochs = {row.epoch for row in metrics.list_metrics(session, job_id=bad)}
         assert epochs == {1}  # epochs 2 and 3 never ran
         assert queries.list_checkpoints(session, job_id=bad)  # kept, as for a cancel
         sweep = queries.get_job(session, job_id=sweep_id)

@@ -1,0 +1,539 @@
+"""Job specifications and API responses: validated once in the API, rebuilt as-is in the worker.
+
+A `JobCreate` is stored as JSON on the job row; the worker calls `JobCreate.model_validate(params)`
+and gets the very object the API accepted (frozen, no unknown fields, a schema version).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import torch
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+import models
+from core.bodies import Frozen, Int, whole
+from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
+from core.datasets.info import UPLOAD_ID_PATTERN
+from core.jobs.hyperparameters import MAX_SEED, Hyperparameters
+from core.jobs.sweep_schemas import SweepSettings, trial_body
+from core.names import NAME_PATTERN
+from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe, list_recipes
+from core.registry.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+DEVICE_PATTERN = re.compile(r"^(auto|all|cpu|cuda(:[0-9]{1,2})?)$")
+MAX_TIME_LIMIT_S = 366 * 86_400.0  # a sanity bound; the service's own is D2L_JOB_TIME_LIMIT_S
+
+
+def _one_variant_per_arch(schema: dict[str, Any]) -> None:
+    schema.pop("properties", None)
+    schema.pop("required", None)
+    schema.pop("additionalProperties", None)
+    schema.pop("type", None)
+    schema["oneOf"] = model_spec_variants()
+
+
+class ModelSpec(Frozen):
+    """Which network to build: a registered architecture and its options (each architecture's
+    own options and input sizes, as GET /v1/architectures lists them)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, json_schema_extra=_one_variant_per_arch
+    )
+
+    arch: str = Field(description="A registered architecture (GET /v1/architectures).")
+    config: dict[str, Any] = Field(default_factory=dict, description="The builder's options.")
+    input_size: Annotated[int, Field(ge=1, le=MAX_INPUT_SIZE), BeforeValidator(whole)] | None = (
+        Field(
+            default=None,
+            description="Side the inputs are resized to; default: arch's.",
+        )
+    )
+
+    @field_validator("arch")
+    @classmethod
+    def _registered(cls, arch: str) -> str:
+        if arch not in models.list_models():
+            raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(models.list_models())}")
+        return arch
+
+    @field_validator("config")
+    @classmethod
+    def _typed_and_bounded(cls, config: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "arch" not in info.data:  # the arch's own error says what to fix
+            return config
+        return check_options(info.data["arch"], config)
+
+    @property
+    def resolved_input_size(self) -> int:
+        return self.input_size or models.get_architecture(self.arch).default_input_size
+
+    @model_validator(mode="after")
+    def _config_fits_arch(self) -> ModelSpec:
+        models.check_config(self.arch, input_size=self.resolved_input_size, options=self.config)
+        return self
+
+
+class DatasetSpec(Frozen):
+    """Which data, and how to split it (deterministic for a given seed)."""
+
+    name: str = Field(
+        description="A built-in dataset or the id of an uploaded one (GET /v1/datasets).",
+        json_schema_extra={
+            "anyOf": [{"enum": list_datasets()}, {"pattern": UPLOAD_ID_PATTERN.pattern}]
+        },
+    )
+    val_fraction: float = Field(default=0.1, ge=0.0, le=0.5)
+    test_fraction: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=0.5,
+        description="Unused where the dataset has its own test split (MNIST, CIFAR-10).",
+    )
+    split_seed: Int = Field(default=0, ge=0, le=MAX_SEED)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        # An upload id is accepted by its shape here (there is no datasets dir to look in);
+        # whether its files exist is checked at submission by core.datasets.check_available.
+        if name not in list_datasets() and not is_upload_id(name):
+            raise ValueError(
+                f"unknown dataset {name!r}; allowed: {', '.join(list_datasets())} "
+                "or the id of an uploaded dataset"
+            )
+        return name
+
+
+OptionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+# A mapping whose keys all match its `patternProperties` (JSON Schema would allow any other).
+ONLY_NAMED: dict[str, Any] = {"additionalProperties": False}
+
+
+class Candidate(Frozen):
+    """One configuration to compare in a k-fold job: overrides of the job's model config and
+    hyperparameters (e.g. a weight decay, or hidden sizes for model capacity)."""
+
+    label: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.=+-]+$")
+    config: dict[OptionName, Any] = Field(
+        default_factory=dict, description="Merged into model.config.", json_schema_extra=ONLY_NAMED
+    )
+    hyperparameters: dict[OptionName, Any] = Field(
+        default_factory=dict,
+        description="Merged into the job's hyperparameters.",
+        json_schema_extra=ONLY_NAMED,
+    )
+
+
+class KFold(Frozen):
+    """k-fold cross-validation on the train split (ch. 3.6 Generalization, model selection)."""
+
+    k: Int = Field(default=5, ge=2, le=20)
+    candidates: list[Candidate] = Field(default_factory=list, max_length=20)
+    select_by: Literal["val_acc", "val_loss"] = "val_acc"
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_labels(cls, candidates: list[Candidate]) -> list[Candidate]:
+        labels = [candidate.label for candidate in candidates]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"candidate labels must be unique, got {labels}")
+        return candidates
+
+
+EXACTLY_ONE_SOURCE = {
+    "oneOf": [
+        {
+            "required": ["job_id"],
+            "properties": {"job_id": {"type": "string"}, "checkpoint_id": {"type": "null"}},
+        },
+        {
+            "required": ["checkpoint_id"],
+            "properties": {"checkpoint_id": {"type": "string"}, "job_id": {"type": "null"}},
+        },
+    ]
+}
+
+
+class FineTuneSource(Frozen):
+    """Where the starting weights come from: a succeeded job's model, or an uploaded state_dict
+    (exactly one of them)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, json_schema_extra=EXACTLY_ONE_SOURCE
+    )
+
+    job_id: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="A succeeded train/finetune job."
+    )
+    checkpoint_id: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="From POST /v1/checkpoints."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FineTuneSource:
+        if (self.job_id is None) == (self.checkpoint_id is None):
+            raise ValueError("give exactly one of job_id and checkpoint_id")
+        return self
+
+
+FreezePrefixes = Annotated[
+    list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.]{1,200}$")]],
+    Field(max_length=1000),
+]
+
+
+class FineTune(Frozen):
+    """Fine-tuning (ch. 14.2): start from trained weights, new head, frozen or slower backbone."""
+
+    source: FineTuneSource
+    freeze: FreezePrefixes | Literal["features", "all_but_head"] | None = Field(
+        default=None,
+        description="Parameter-name prefixes to freeze, 'features' (every conv/norm layer) "
+        "or 'all_but_head'.",
+    )
+    backbone_lr_mult: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Backbone lr = lr x this; the head gets lr."
+    )
+
+
+class JobCreate(Frozen):
+    """POST /v1/jobs: a training job, or a k-fold model selection (`kind: "kfold"`)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "train",
+                    "experiment": "lenet-digits",
+                    "model": {"arch": "lenet"},
+                    "dataset": {"name": "digits"},
+                    "hyperparameters": {"epochs": 30, "batch_size": 16, "lr": 0.9},
+                }
+            ]
+        },
+    )
+
+    schema_version: Literal[1] = 1
+    recipe: Annotated[str, Field(json_schema_extra={"enum": list_recipes()})] | None = Field(
+        default=None,
+        description="A course experiment (GET /v1/recipes) whose job this is; every other "
+        "field given overrides the recipe's.",
+    )
+    recipe_variant: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(
+        default=None,
+        description="The recipe's variant, e.g. 'digits' where the book's data is absent.",
+    )
+    kind: Literal["train", "kfold", "finetune", "sweep"] = "train"
+    experiment: str = Field(default="default", pattern=NAME_PATTERN)
+    model: ModelSpec
+    dataset: DatasetSpec
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    device: str = Field(
+        default="auto",
+        pattern=DEVICE_PATTERN.pattern,
+        description=(
+            "auto (the worker's first GPU, else CPU), all (every GPU of the worker, "
+            "DistributedDataParallel; CPU when it has none), cpu, cuda or cuda:N."
+        ),
+    )
+
+    kfold: KFold | None = Field(default=None, description="Only for kind 'kfold'.")
+    finetune: FineTune | None = Field(default=None, description="Only for kind 'finetune'.")
+    sweep: SweepSettings | None = Field(
+        default=None,
+        description="Only for kind 'sweep': each trial is this body (a train job, or a "
+        "finetune job when it has finetune settings) with the trial's sampled values.",
+    )
+    priority: Literal["high", "normal", "low"] = Field(
+        default="normal",
+        description="With Redis, waiting jobs start in this order (the embedded broker keeps "
+        "arrival order).",
+    )
+    time_limit_s: float | None = Field(
+        default=None,
+        ge=1.0,
+        le=MAX_TIME_LIMIT_S,
+        description="Stop training after this many seconds (per attempt), keeping the "
+        "checkpoints; the job then fails saying so. Default and upper bound: the service's "
+        "D2L_JOB_TIME_LIMIT_S.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_recipe(cls, data: Any) -> Any:
+        # A recipe is a preset body: expanded here, it is validated like any other job.
+        return expand_recipe(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _settings_match_kind(self) -> JobCreate:
+        if self.kind != "kfold" and self.kfold is not None:
+            raise ValueError("kfold settings need kind 'kfold'")
+        if self.kind == "finetune" and self.finetune is None:
+            raise ValueError("kind 'finetune' needs finetune settings, and only it takes them")
+        if self.finetune is not None and self.kind not in ("finetune", "sweep"):
+            raise ValueError("finetune settings need kind 'finetune' (or 'sweep', to tune one)")
+        if (self.kind == "sweep") != (self.sweep is not None):
+            raise ValueError("kind 'sweep' needs sweep settings, and only it takes them")
+        if self.kind == "kfold":
+            self.candidate_specs()  # each candidate must be a valid job of its own
+        if self.sweep is not None:
+            self._check_sweep(self.sweep)
+        return self
+
+    def _check_sweep(self, sweep: SweepSettings) -> None:
+        """The metric must score the trials. Whether each choice makes a valid trial (a net
+        built per choice) is `sweep.check_trials(spec.trial_spec)`: the API's submission runs
+        it off the event loop, and a stored sweep loaded again never repeats it."""
+        if sweep.metric.startswith("val_") and self.dataset.val_fraction == 0:
+            raise ValueError(f"sweep.metric {sweep.metric} needs dataset.val_fraction > 0")
+        name = self.dataset.name
+        if sweep.metric == "val_acc" and not is_upload_id(name):
+            if get_dataset(name).task == "regression":
+                raise ValueError(f"sweep.metric: {name} is a regression dataset; use val_loss")
+
+    def trial_spec(self, values: dict[str, Any]) -> JobCreate:
+        """A sweep's trial: this body as a train (or finetune) job, with `values` written at
+        their dotted paths; ValueError naming the field when that is no valid job."""
+        base = self.model_dump(mode="json", exclude={"kind", "sweep", *RECIPE_FIELDS})
+        base["kind"] = "finetune" if self.finetune is not None else "train"
+        try:
+            return JobCreate.model_validate(trial_body(base, values))
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            shown = ", ".join(f"{path}={value!r}" for path, value in values.items())
+            raise ValueError(f"sweep.space ({shown}): {problems}") from None
+
+    def candidate_specs(self) -> list[tuple[str, JobCreate]]:
+        """(label, train spec) of each configuration a k-fold job compares."""
+        base = self.model_dump(mode="json", exclude={"kind", "kfold", "finetune", *RECIPE_FIELDS})
+        candidates = (self.kfold or KFold()).candidates or [Candidate(label="base")]
+        specs = []
+        for candidate in candidates:
+            body = {
+                **base,
+                "model": {
+                    **base["model"],
+                    "config": {**base["model"]["config"], **candidate.config},
+                },
+                "hyperparameters": {**base["hyperparameters"], **candidate.hyperparameters},
+            }
+            try:
+                specs.append((candidate.label, JobCreate.model_validate(body)))
+            except ValidationError as error:
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+                )
+                raise ValueError(f"candidate {candidate.label!r}: {problems}") from None
+        return specs
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs the job will train in all: every fold of every candidate, then the winner.
+
+        Non-parametric attention pooling has nothing to learn: it evaluates once (one epoch)."""
+        if self.model.arch == "nadaraya_watson" and not self.model_options.get("parametric"):
+            return 1
+        if self.kind == "sweep" and self.sweep is not None:
+            return self.sweep.total_trials * self.hyperparameters.epochs
+        if self.kind != "kfold":
+            return self.hyperparameters.epochs
+        k = (self.kfold or KFold()).k
+        epochs = [spec.hyperparameters.epochs for _, spec in self.candidate_specs()]
+        return k * sum(epochs) + max(epochs)
+
+    @model_validator(mode="after")
+    def _dataset_fits_model(self) -> JobCreate:
+        # An uploaded dataset's shape is known only where its files are: the API checks it
+        # with `fits_dataset` once it has found them (and the worker loads it from them).
+        if not is_upload_id(self.dataset.name):
+            self.fits_dataset(get_dataset(self.dataset.name))
+        return self
+
+    def input_size_for(self, info: DatasetInfo) -> int:
+        """The net's input size on `info`: how many features of a row it takes (all unless
+        `model.input_size` says), or the side of the square image it sees."""
+        if info.tabular:
+            return feature_count(info, self.model.input_size)
+        return self.model.resolved_input_size
+
+    def fits_dataset(self, info: DatasetInfo) -> None:
+        """Refuse (ValueError) a model that cannot be built for this dataset's shape or task.
+
+        A net serves the tasks its registry entry names (`Architecture.serves`): the MLP both,
+        as the course's linear regression when `hidden_sizes=[]` and `flat_features=true`."""
+        arch = models.get_architecture(self.model.arch)
+        if not arch.serves(info.task):
+            raise ValueError(
+                f"{arch.name} is a {arch.task} model; {info.name} is a {info.task} dataset"
+            )
+        if info.task == "regression":
+            self._fits_regression()
+        if self.hyperparameters.dropout is not None and "dropout" not in arch.options:
+            raise ValueError(
+                f"{arch.name} has no dropout to override; remove hyperparameters.dropout"
+            )
+        input_size = self.input_size_for(info)
+        if info.tabular:
+            if "flat_features" not in arch.options and arch.task != "regression":
+                raise ValueError(
+                    f"{arch.name} takes images; {info.name} holds rows of {info.raw_shape[0]} "
+                    'features: use arch "mlp" with config "flat_features": true'
+                )
+            if self.hyperparameters.augmentation.enabled:
+                raise ValueError(
+                    f"augmentation transforms images; {info.name} holds rows of features: "
+                    "remove hyperparameters.augmentation"
+                )
+            if "flat_features" in arch.options and not self.model.config.get("flat_features"):
+                raise ValueError(
+                    f"{info.name} holds rows of features: {arch.name} needs config "
+                    '"flat_features": true'
+                )
+            if arch.task == "regression" and input_size != 1:
+                raise ValueError(
+                    f"{arch.name} pools over one scalar feature; {info.name} has "
+                    f"{info.raw_shape[0]} features"
+                )
+        # Building on the meta device costs no memory and catches option values the net refuses.
+        with torch.device("meta"):
+            net = models.get_model(
+                self.model.arch,
+                in_channels=info.in_channels,
+                num_classes=info.num_classes,
+                input_size=input_size,
+                **self.model_options,
+            )
+        if self.finetune is not None and isinstance(self.finetune.freeze, list):
+            names = [name for name, _ in net.named_parameters()]
+            for prefix in self.finetune.freeze:
+                if not any(name.startswith(prefix) for name in names):
+                    raise ValueError(
+                        f"freeze prefix {prefix!r} matches no parameter of {arch.name}; "
+                        f"its parameters are: {', '.join(names[:40])}"
+                    )
+
+    def _fits_regression(self) -> None:
+        """What the regression engine (worker/regression.py) does not do, refused up front."""
+        if self.kind not in ("train", "sweep"):
+            raise ValueError(
+                f"kind {self.kind!r} is not available for regression datasets; use kind 'train'"
+            )
+        hp = self.hyperparameters
+        if hp.augmentation.enabled or hp.label_smoothing:
+            raise ValueError(
+                "augmentation and label_smoothing apply to image classification; remove them"
+            )
+        if hp.precision != "fp32" or hp.channels_last:
+            raise ValueError("regression jobs train in fp32 without channels_last")
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The builder's options: the model config, with the dropout override applied."""
+        options = dict(self.model.config)
+        if self.hyperparameters.dropout is not None:
+            options["dropout"] = self.hyperparameters.dropout
+        return options
+
+    @property
+    def wants_gpu(self) -> bool:
+        """Goes to the gpu queue: a named GPU, or all of a worker's GPUs."""
+        return self.device == "all" or self.device.startswith("cuda")
+
+
+class Progress(BaseModel):
+    epoch: int = Field(description="Epochs done.")
+    epochs: int = Field(description="Epochs planned (k-fold: every fold's and the final run's).")
+    step: int = Field(default=0, description="Steps done in the epoch under way (live).")
+    steps: int = Field(default=0, description="Steps in that epoch; 0 until it is known.")
+
+
+class JobOut(BaseModel):
+    """A job as GET /v1/jobs/{id} shows it."""
+
+    id: str
+    kind: str
+    experiment: str
+    status: JobStatus
+    progress: Progress
+    params: dict[str, Any]
+    metrics: dict[str, float] = Field(description="The latest epoch's metrics, split_name: value.")
+    result: dict[str, Any] | None
+    error: str | None
+    worker: str | None
+    device: str | None
+    model_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int = Field(
+        default=0, description="Deliveries so far; above 1, a worker died and the job resumed."
+    )
+    cancel_requested: bool = Field(
+        default=False, description="A cancel was asked for; the job stops at its next step."
+    )
+    rss_bytes: int | None = Field(
+        default=None,
+        description="Memory the process training it held at its last heartbeat (resident set).",
+    )
+    peak_rss_bytes: int | None = Field(
+        default=None, description="The most memory that process held while training it."
+    )
+    book: BookComparison | None = Field(
+        default=None, description="For a recipe job: the book's numbers beside this job's."
+    )
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class MetricOut(BaseModel):
+    epoch: int
+    step: int
+    split: str
+    name: str
+    value: float
+
+
+class CheckpointOut(BaseModel):
+    id: int
+    epoch: int
+    path: str
+    sha256: str
+    bytes: int
+    created_at: datetime
+
+
+def job_arch(params: dict[str, Any]) -> str:
+    """What a stored job request trains: its architecture; a predict job names a trained model
+    (id or alias) instead (core/jobs/predict_jobs.py)."""
+    model = params["model"]
+    return str(model["arch"]) if isinstance(model, dict) else f"model {model}"
+
+
+def job_model_config(params: dict[str, Any]) -> dict[str, Any]:
+    """The builder options a stored job request gives (none for a predict job)."""
+    model = params["model"]
+    return dict(model.get("config", {})) if isinstance(model, dict) else {}
