@@ -22,7 +22,7 @@ from core.errors import InvalidInputError, NotFoundError
 from core.experiments.plots import Curve, curves_png, heatmap_png
 from core.jobs import queries
 from core.jobs.metrics import MetricPoint, read_metrics
-from core.jobs.schemas import job_arch
+from core.jobs.views import job_arch
 from core.tables import Job
 
 router = APIRouter(tags=["curves"])

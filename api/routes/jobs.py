@@ -27,15 +27,8 @@ from core.jobs.metrics import latest_metrics, parse_metric_names, read_metrics
 from core.jobs.model_size import check_model_size
 from core.jobs.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
 from core.jobs.references import BASE_SOURCE, resolve_references
-from core.jobs.schemas import (
-    CheckpointOut,
-    JobCreate,
-    JobOut,
-    JobPage,
-    JobStatus,
-    MetricOut,
-    Progress,
-)
+from core.jobs.schemas import JobCreate, JobStatus
+from core.jobs.views import CheckpointOut, JobOut, JobPage, MetricOut, Progress
 from core.names import NAME_PATTERN
 from core.queue import queue_for
 from core.recipes import compare, variant_offer

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInputError, NotFoundError
 from core.experiments.schemas import BestRun, Comparison, ExperimentSummary, Goal, RunRow
 from core.jobs.metrics import LAYER_SPLIT
-from core.jobs.schemas import JobStatus, job_arch, job_model_config
+from core.jobs.schemas import JobStatus
+from core.jobs.views import job_arch, job_model_config
 from core.registry.queries import model_ids_for_jobs
 from core.tables import Experiment, Job, Metric, utcnow
 

@@ -1,4 +1,5 @@
-"""Job specifications and API responses: validated once in the API, rebuilt as-is in the worker.
+"""Job specifications: validated once in the API, rebuilt as-is in the worker (what the API
+answers about a job is in core/jobs/views.py).
 
 A `JobCreate` is stored as JSON on the job row; the worker calls `JobCreate.model_validate(params)`
 and gets the very object the API accepted (frozen, no unknown fields, a schema version).
@@ -7,12 +8,10 @@ and gets the very object the API accepted (frozen, no unknown fields, a schema v
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -30,7 +29,7 @@ from core.datasets.info import UPLOAD_ID_PATTERN
 from core.jobs.hyperparameters import MAX_SEED, Hyperparameters
 from core.jobs.sweep_schemas import SweepSettings, trial_body
 from core.names import NAME_PATTERN
-from core.recipes import RECIPE_FIELDS, BookComparison, expand_recipe, list_recipes
+from core.recipes import RECIPE_FIELDS, expand_recipe, list_recipes
 from core.registry.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -457,83 +456,3 @@ class JobCreate(Frozen):
     def wants_gpu(self) -> bool:
         """Goes to the gpu queue: a named GPU, or all of a worker's GPUs."""
         return self.device == "all" or self.device.startswith("cuda")
-
-
-class Progress(BaseModel):
-    epoch: int = Field(description="Epochs done.")
-    epochs: int = Field(description="Epochs planned (k-fold: every fold's and the final run's).")
-    step: int = Field(default=0, description="Steps done in the epoch under way (live).")
-    steps: int = Field(default=0, description="Steps in that epoch; 0 until it is known.")
-
-
-class JobOut(BaseModel):
-    """A job as GET /v1/jobs/{id} shows it."""
-
-    id: str
-    kind: str
-    experiment: str
-    status: JobStatus
-    progress: Progress
-    params: dict[str, Any]
-    metrics: dict[str, float] = Field(description="The latest epoch's metrics, split_name: value.")
-    result: dict[str, Any] | None
-    error: str | None
-    worker: str | None
-    device: str | None
-    model_id: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    attempts: int = Field(
-        default=0, description="Deliveries so far; above 1, a worker died and the job resumed."
-    )
-    cancel_requested: bool = Field(
-        default=False, description="A cancel was asked for; the job stops at its next step."
-    )
-    rss_bytes: int | None = Field(
-        default=None,
-        description="Memory the process training it held at its last heartbeat (resident set).",
-    )
-    peak_rss_bytes: int | None = Field(
-        default=None, description="The most memory that process held while training it."
-    )
-    book: BookComparison | None = Field(
-        default=None, description="For a recipe job: the book's numbers beside this job's."
-    )
-
-
-class JobPage(BaseModel):
-    items: list[JobOut]
-    total: int
-    limit: int
-    offset: int
-
-
-class MetricOut(BaseModel):
-    epoch: int
-    step: int
-    split: str
-    name: str
-    value: float
-
-
-class CheckpointOut(BaseModel):
-    id: int
-    epoch: int
-    path: str
-    sha256: str
-    bytes: int
-    created_at: datetime
-
-
-def job_arch(params: dict[str, Any]) -> str:
-    """What a stored job request trains: its architecture; a predict job names a trained model
-    (id or alias) instead (core/jobs/predict_jobs.py)."""
-    model = params["model"]
-    return str(model["arch"]) if isinstance(model, dict) else f"model {model}"
-
-
-def job_model_config(params: dict[str, Any]) -> dict[str, Any]:
-    """The builder options a stored job request gives (none for a predict job)."""
-    model = params["model"]
-    return dict(model.get("config", {})) if isinstance(model, dict) else {}
