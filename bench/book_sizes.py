@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from results_file import replace_section  # bench/ beside this script
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {"alexnet": ("alexnet", 224), "resnet18": ("resnet18", 96)}  # recipe: (arch, side)
 PIPELINES = ("engine", "course")
@@ -255,12 +255,7 @@ def write_results(args: argparse.Namespace, rows: list[str]) -> None:
             "",
         ]
     )
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    start = existing.find(title)
-    if start >= 0:
-        end = existing.find("\n## ", start + 1)
-        existing = existing[:start] + existing[end + 1 if end >= 0 else len(existing) :]
-    RESULTS.write_text(existing.rstrip() + "\n\n" + section)
+    replace_section(title, section)
 
 
 if __name__ == "__main__":

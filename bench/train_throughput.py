@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from results_file import replace_section  # bench/ beside this script
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
@@ -42,7 +43,6 @@ from worker.batches import Feed
 from worker.engine import new_state, train_epoch
 from worker.training_state import TrainState
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 CASES: dict[str, tuple[str, int]] = {"lenet": ("lenet", 28), "resnet18": ("resnet18", 32)}
 
 
@@ -270,12 +270,7 @@ def write_results(args: argparse.Namespace, rows: list[str]) -> None:
             "",
         ]
     )
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    start = existing.find(title)
-    if start >= 0:
-        end = existing.find("\n## ", start + 1)
-        existing = existing[:start] + existing[end + 1 if end >= 0 else len(existing) :]
-    RESULTS.write_text(existing.rstrip() + "\n\n" + section)
+    replace_section(title, section)
 
 
 if __name__ == "__main__":

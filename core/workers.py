@@ -4,12 +4,15 @@ alive (its heartbeat) or stopping. Admission and GET /v1/workers read them; work
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.tables import Worker, utcnow
+
+ALIVE_WITHIN = timedelta(seconds=60)  # four missed 15 s heartbeats
 
 
 def register_worker(
@@ -43,3 +46,9 @@ def worker_stopping(session: Session, *, hostname: str) -> bool:
 def list_workers(session: Session) -> Sequence[Worker]:
     """Every worker that ever reported, most recently seen first."""
     return session.scalars(select(Worker).order_by(Worker.last_seen.desc())).all()
+
+
+def is_alive(worker: Worker, now: datetime) -> bool:
+    """Running and heard from within ALIVE_WITHIN: the one test of a live worker (the API's
+    list, /metrics and memory admission)."""
+    return worker.stopped_at is None and now - worker.last_seen < ALIVE_WITHIN

@@ -34,13 +34,12 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import OwnerDep
-from api.routes.workers import ALIVE_WITHIN
 from core.auth.ownership import scope_to_owner
 from core.db import Database
 from core.jobs.schemas import JobStatus
 from core.queue import QUEUES, JobQueue
 from core.tables import Job, utcnow
-from core.workers import list_workers
+from core.workers import is_alive, list_workers
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ class ServiceCollector(Collector):
         now = utcnow()
         with self.db.sessions() as session:
             for worker in list_workers(session):
-                alive = worker.stopped_at is None and now - worker.last_seen < ALIVE_WITHIN
+                alive = is_alive(worker, now)
                 seen.add_metric([worker.hostname], worker.last_seen.timestamp())
                 up.add_metric([worker.hostname], 1.0 if alive else 0.0)
         yield from (seen, up)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -13,7 +13,6 @@ from core import workers
 from core.tables import utcnow
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"], route_class=SessionRoute)
-ALIVE_WITHIN = timedelta(seconds=60)  # four missed 15 s heartbeats
 
 
 class WorkerOut(BaseModel):
@@ -32,7 +31,7 @@ def list_workers(session: SessionDep) -> list[WorkerOut]:
     return [
         WorkerOut(
             hostname=worker.hostname,
-            alive=worker.stopped_at is None and now - worker.last_seen < ALIVE_WITHIN,
+            alive=workers.is_alive(worker, now),
             queues=worker.queues,
             devices=worker.devices,
             started_at=worker.started_at,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 import models
 from core.datasets import DatasetInfo
@@ -22,8 +21,7 @@ from core.jobs.memory_estimate import GIB, DataFootprint, DeviceKind, TrainingMe
 from core.jobs.schemas import JobCreate
 from core.queue import queue_for
 from core.tables import Worker, utcnow
-
-ALIVE_WITHIN = timedelta(seconds=60)
+from core.workers import is_alive
 
 
 @dataclass(frozen=True)
@@ -61,11 +59,7 @@ def capacity(worker: Worker, device: str) -> Capacity | None:
 def live_takers(spec: JobCreate, workers: Sequence[Worker]) -> list[Worker]:
     """The workers alive now that consume the queue the job goes to."""
     now, queue = utcnow(), queue_for(wants_gpu=spec.wants_gpu)
-    return [
-        w
-        for w in workers
-        if w.stopped_at is None and now - w.last_seen < ALIVE_WITHIN and queue in w.queues
-    ]
+    return [w for w in workers if is_alive(w, now) and queue in w.queues]
 
 
 def check_fits_a_worker(

@@ -23,6 +23,7 @@ from core.datasets import (
     prepare,
 )
 from core.datasets.images import decode_image, pixels_to_raw
+from core.datasets.torchvision_sets import CIFAR10_CLASSES
 from core.errors import InvalidInputError
 from core.jobs.schemas import DatasetSpec
 
@@ -83,20 +84,7 @@ def write_cifar10(
         labels.extend(batch_labels)
     with (folder / "batches.meta").open("wb") as file:
         pickle.dump(
-            {
-                "label_names": [
-                    "airplane",
-                    "automobile",
-                    "bird",
-                    "cat",
-                    "deer",
-                    "dog",
-                    "frog",
-                    "horse",
-                    "ship",
-                    "truck",
-                ]
-            },
+            {"label_names": list(CIFAR10_CLASSES)},
             file,
         )
     return {"x": np.concatenate(rows).reshape(-1, 3, 32, 32), "y": np.array(labels)}
