@@ -24,7 +24,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.routes.predict import PREDICT_PATH, answer, predict
+from api.routes.predict import PREDICT_PATH, answer, predict, router
 
 PREDICT_ROUTE = re.compile(r"^/v1/models/([^/]+)/predict$")
 
@@ -68,8 +68,6 @@ def handler_for(app: Any, error: Exception) -> Any:
 
 def route_of(endpoint: Any) -> Any:
     """The documented route of `endpoint`: its path template labels the request metrics."""
-    from api.routes.predict import router
-
     for route in router.routes:
         if getattr(route, "endpoint", None) is endpoint:
             return route

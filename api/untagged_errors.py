@@ -1,6 +1,6 @@
-"""422s without the union's tag: POST /v1/jobs takes a union of bodies
-(core/jobs/predict_jobs.py: `JobSubmission`), and its validation errors keep the field paths they
-had before the union, without the union member's tag."""
+"""422s without the union's tag: POST /v1/jobs takes a union of bodies (core/jobs/kinds/:
+`JobSubmission`, one body per kind), and its validation errors keep the field paths they had
+before the union, without the union member's tag."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from api.json_body import StrictJsonRoute
-from core.jobs.predict_jobs import SUBMISSION_TAGS
+from core.jobs.kinds import SUBMISSION_TAGS
 
 
 def untagged(error: dict[str, Any]) -> dict[str, Any]:
-    """`("body", "job", "model", "arch")` -> `("body", "model", "arch")`."""
+    """`("body", "JobCreate", "model", "arch")` -> `("body", "model", "arch")`."""
     loc = tuple(error.get("loc", ()))
     if len(loc) > 1 and loc[0] == "body" and loc[1] in SUBMISSION_TAGS:
         return {**error, "loc": (loc[0], *loc[2:])}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo
 
 
 def whole(value: Any) -> Any:
@@ -30,3 +30,14 @@ class Frozen(BaseModel):
     `"5"` 5), as its JSON Schema says."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+#: Validation context of a body loaded from its job row: it was checked against the registries
+#: when it was accepted, and is taken as it was stored (an architecture or recipe renamed since,
+#: or a meta net that costs seconds to build, must not make an old job unreadable or slow).
+STORED: dict[str, Any] = {"stored": True}
+
+
+def is_stored(info: ValidationInfo) -> bool:
+    """Whether this validation loads a stored body (skip the checks against the registries)."""
+    return bool(info.context and info.context.get("stored"))

@@ -134,6 +134,29 @@ def check_config(name: str, *, input_size: int, options: dict[str, Any]) -> Arch
     return arch
 
 
+@dataclass(frozen=True)
+class NetShape:
+    """The data a net is sized for: input channels (1 for rows of features), classes (1 for a
+    regression target), and the side of its square input or its feature count (None: the
+    architecture's default)."""
+
+    in_channels: int
+    num_classes: int
+    input_size: int | None = None
+
+
+def build_net(arch: str, config: dict[str, Any], shape: NetShape) -> nn.Module:
+    """The one way the service makes a net: architecture, the user's options, the data's shape.
+    (On the meta device it costs no memory: how sizes and options are checked.)"""
+    return get_model(
+        arch,
+        in_channels=shape.in_channels,
+        num_classes=shape.num_classes,
+        input_size=shape.input_size,
+        **config,
+    )
+
+
 def get_model(
     name: str, *, in_channels: int, num_classes: int, input_size: int | None = None, **options: Any
 ) -> nn.Module:

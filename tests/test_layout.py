@@ -2,6 +2,7 @@
 core neither the command line nor the client nor the migrations, and no two packages in a circle."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,30 @@ def test_every_torch_load_is_weights_only() -> None:
                     keywords = {k.arg: k.value for k in node.keywords}
                     assert isinstance(keywords.get("weights_only"), ast.Constant), path
                     assert keywords["weights_only"].value is True, path
+
+
+# A job's kind is its card's business (core/jobs/kinds/): nothing else compares it to a name or
+# tells the bodies apart by type.
+KIND_BRANCH = re.compile(
+    r"\b(job|spec|sweep|trial|parent|Job)\.kind\s*(==|!=|in\b|not in\b)"
+    r"|isinstance\(\w+, \(?(Predict)?JobCreate\b"
+)
+KIND_ROOM = ("core/jobs/kinds/", "core/jobs/kind_registry.py")
+
+
+def test_nothing_outside_the_kind_cards_branches_on_a_kind() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for package in ("api", "core", "worker", "cli")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if not str(path.relative_to(ROOT)).startswith(KIND_ROOM)
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if KIND_BRANCH.search(line)
+    ]
+    assert found == []
+
+
+def test_a_branch_on_a_kind_is_found() -> None:
+    assert KIND_BRANCH.search('    if job.kind == "kfold":')
+    assert KIND_BRANCH.search("    if isinstance(spec, PredictJobCreate):")
+    assert not KIND_BRANCH.search("    .where(Job.kind.in_(worker_run_kinds()))")

@@ -29,7 +29,7 @@ def test_every_job_body_in_the_readme_is_a_valid_job() -> None:
 
     from pydantic import TypeAdapter
 
-    from core.jobs.predict_jobs import JobSubmission
+    from core.jobs.kinds import JobSubmission
 
     text = (ROOT / "README.md").read_text()
     bodies = re.findall(r"/v1/jobs -H 'content-type: application/json' -d '(\{.*?\})'", text, re.S)
@@ -45,3 +45,10 @@ def test_every_setting_has_a_row_in_the_readme_settings_table() -> None:
     rows = {line.split("|")[1].strip(" `") for line in section.splitlines() if line.startswith("|")}
     missing = [name for name in Settings.model_fields if f"D2L_{name.upper()}" not in rows]
     assert missing == [], f"settings without a README row: {missing}"
+
+
+def test_the_card_the_readme_shows_is_the_card_in_the_code() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### A new kind of job\n", 1)[1]
+    shown = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert shown == (ROOT / "core/jobs/kinds/finetune.py").read_text()

@@ -32,6 +32,8 @@ from core.artifacts import BaseArtifactStore, open_artifact_url
 from core.db import Database
 from core.settings import get_settings
 from worker.batches import DataPlan
+from worker.job_training import Workbench, fit_job
+from worker.recording import recording_callbacks
 from worker.training_state import Callbacks, JobCancelled, Shard
 
 log = logging.getLogger(__name__)
@@ -111,8 +113,6 @@ def supervise(ranks: subprocess.Popen[bytes], should_stop: Callable[[], bool]) -
 
 def rank_main(argv: list[str] | None = None) -> int:
     """One rank: join the group, train its shard, and (rank 0) write the outcome."""
-    from worker.runner import JobRunner  # the runner launches this module: import it late
-
     args = parse_args(argv)
     dist.init_process_group(backend=args.backend, timeout=RENDEZVOUS_TIMEOUT)  # torchrun's env
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -126,18 +126,20 @@ def rank_main(argv: list[str] | None = None) -> int:
     if args.backend == "nccl":  # one node (--standalone): the rank is the GPU's index
         device = torch.device(f"cuda:{rank}")
         torch.cuda.set_device(device)
-    runner = JobRunner(
+    bench = Workbench(
         db=Database(args.database_url_file.read_text().strip()),
         store=open_artifact_url(args.artifact_url, settings.artifact_storage_options),
         data_dir=args.data_dir,
-        worker_name=f"rank{rank}",
         data_plan=DataPlan.from_settings(settings),
     )
-    spec = runner.load_spec(args.job_id)
+    spec = bench.load_spec(args.job_id)
     shard = Shard(rank=rank, world=world)
-    callbacks = runner.callbacks(args.job_id, spec) if shard.leader else Callbacks()
+    callbacks = Callbacks()
+    if shard.leader:
+        keep = spec.hyperparameters.keep_checkpoints
+        callbacks = recording_callbacks(bench.db, bench.store, args.job_id, keep_checkpoints=keep)
     try:
-        result = runner.fit(args.job_id, spec, device, callbacks, shard=shard)
+        result = fit_job(bench, args.job_id, spec, device, callbacks, shard=shard)
         outcome: dict[str, Any] = {"result": result}
         # The group is torn down collectively: a rank that finished first (rank 0 still tests
         # and checkpoints) and destroyed it alone sometimes aborted in gloo's threads.

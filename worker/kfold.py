@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from core.jobs.kinds.kfold import candidate_specs
 from core.jobs.schemas import JobCreate, KFold
 from worker.batches import DataPlan
 from worker.engine import autocast, load_data, run_training, training_result
@@ -91,7 +92,7 @@ def cross_validate(
     folds = fold_indices(len(pool), k=settings.k, seed=spec.dataset.split_seed)
     counter = ProgressCounter(callbacks)
     candidates = []
-    specs = spec.candidate_specs()
+    specs = candidate_specs(spec)
     for index, (label, candidate) in enumerate(specs):
         rows = []
         for fold, held_out in enumerate(folds, start=1):

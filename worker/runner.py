@@ -1,4 +1,5 @@
-"""Runs one job by id: the glue between the database, artifact storage and the engine.
+"""Runs one job by id: claims it, keeps its heartbeat, hands it to the engine its kind's card
+names (worker/engines.py), and records how it ended.
 
 Idempotent: a job that already finished is left alone, so a redelivered message does no harm.
 """
@@ -17,39 +18,24 @@ from sqlalchemy.orm import Session
 
 from core import workers
 from core.artifacts import BaseArtifactStore
-from core.auth.ownership import scope_to_job_owner, scope_to_owner
-from core.datasets import fetch_if_missing, get_dataset
+from core.auth.ownership import scope_to_owner
 from core.db import Database
 from core.errors import InvalidInputError
 from core.jobs import metrics, queries
-from core.jobs.finetune import lineage, resolve_source
-from core.jobs.metrics import LAYER_SPLIT
-from core.jobs.predict_jobs import PredictJobCreate, parse_job_params
+from core.jobs.kinds import KindCard, get_kind, load_stored
 from core.jobs.queries import CANCELLED_AWAY
-from core.jobs.references import resolve_references
-from core.jobs.schemas import FINISHED_STATUSES, JobCreate
+from core.jobs.schemas import FINISHED_STATUSES
 from core.registry import queries as registry
 from core.tables import Job, Model, utcnow
-from worker import devices, distributed
+from worker import devices
 from worker.batches import DataPlan
-from worker.checkpoints import resumable
-from worker.engine import fit
-from worker.finetune import Warmstart
-from worker.kfold import cross_validate
+from worker.engines import ENGINES, Engine, Run
+from worker.job_training import Workbench
 from worker.oom import memory_failure
-from worker.predictions import run_predictions
 from worker.pulse import Pulse, beat_period
-from worker.regression import fit_regression
-from worker.sweep_control import pruning, record_pruned
+from worker.sweep_control import record_pruned
 from worker.sweeps import TrialPruned
-from worker.training_state import (
-    SINGLE,
-    Callbacks,
-    EpochReport,
-    JobCancelled,
-    Shard,
-    StepProgress,
-)
+from worker.training_state import JobCancelled
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +59,14 @@ class JobRunner:
         data_plan: DataPlan | None = None,
     ) -> None:
         self.db = db
-        self.data_dir = data_dir
-        self.download_datasets = download_datasets
         self.store = store
+        self.bench = Workbench(
+            db=db,
+            store=store,
+            data_dir=data_dir,
+            download_datasets=download_datasets,
+            data_plan=data_plan or DataPlan(),
+        )
         self.worker_name = worker_name
         self.heartbeat_timeout = timedelta(seconds=heartbeat_timeout_s)
         self.max_attempts = max_attempts
@@ -84,8 +75,6 @@ class JobRunner:
         self.on_job_end = on_job_end
         # Publishes (job id, queue, params) again: a job stopped for a warm shutdown goes back.
         self.send_again = send_again
-        # How much of a dataset may stay on the training device (the rest streams from disk).
-        self.data_plan = data_plan or DataPlan()
 
     def run(self, job_id: str) -> None:
         """Train the job, recording progress, checkpoints and the outcome; then `on_job_end`."""
@@ -100,6 +89,7 @@ class JobRunner:
         if started is None:
             return
         spec, device = started
+        kind = get_kind(spec.kind)
         period = beat_period(self.heartbeat_timeout.total_seconds())
         limit = spec.time_limit_s or self.job_time_limit_s
         deadline = time.monotonic() + limit
@@ -109,16 +99,16 @@ class JobRunner:
                 return pulse.cancelled.is_set() or time.monotonic() > deadline
 
             try:
-                result = self._train(
-                    job_id, spec, device, should_stop=should_stop, progress=pulse.progress
+                result = self._engine(kind)(
+                    self.bench,
+                    Run(job_id, spec, device, should_stop=should_stop, progress=pulse.progress),
                 )
             except TrialPruned as pruned:  # a sweep's pruner stopped it: cancelled, saying so
                 log.info("job %s %s", job_id, pruned)
                 record_pruned(self.db, job_id, pruned)
                 return
             except JobCancelled as stop:
-                predicting = isinstance(spec, PredictJobCreate)
-                kept = "" if predicting else "; checkpoints are kept"
+                kept = "; checkpoints are kept" if kind.makes_model else ""
                 if pulse.requeue.is_set():
                     log.info("job %s stopped (%s) for its worker's shutdown", job_id, stop)
                     self._send_back(job_id)
@@ -131,23 +121,25 @@ class JobRunner:
                         job_id,
                         "failed",
                         f"time limit of {limit:g} s reached: {stop}{kept}. Ask for a longer "
-                        + ("time_limit_s" if predicting else "time_limit_s or fewer epochs"),
+                        + ("time_limit_s or fewer epochs" if kind.makes_model else "time_limit_s"),
                     )
                 return
             except torch.cuda.OutOfMemoryError:
                 log.warning("job %s ran out of GPU memory on %s", job_id, device)
-                if isinstance(spec, PredictJobCreate):
-                    advice = f"GPU out of memory on {device}: try a smaller batch_size"
-                else:
-                    advice = out_of_memory_advice(spec, device)
-                self._finish(job_id, "failed", advice)
+                self._finish(job_id, "failed", kind.out_of_memory_advice(spec, device))
                 return
             except Exception as error:  # the job fails; the worker lives on
                 log.exception("job %s failed", job_id)
                 message = memory_failure(error) or f"{type(error).__name__}: {error}"
                 self._finish(job_id, "failed", message)
                 return
-            self._succeed(job_id, spec, result)
+            self._succeed(job_id, kind, spec, result)
+
+    @staticmethod
+    def _engine(kind: KindCard) -> Engine:
+        """The worker engine the kind's card names (a kind no worker runs is never claimed)."""
+        assert kind.engine is not None, f"kind {kind.name!r} is not run by a worker"
+        return ENGINES[kind.engine]
 
     def _send_back(self, job_id: str) -> None:
         """Queue a job whose worker is shutting down again, not counting this attempt; the next
@@ -163,95 +155,7 @@ class JobRunner:
             self.send_again(job_id, queue, params)
         log.info("job %s is back in the %s queue", job_id, queue)
 
-    def _train(
-        self,
-        job_id: str,
-        spec: JobCreate | PredictJobCreate,
-        device: torch.device,
-        *,
-        should_stop: Callable[[], bool],
-        progress: StepProgress | None = None,
-    ) -> dict[str, Any]:
-        """Run the engine the job needs: predictions, k-fold selection, regression, or
-        (fine-)training, the last on every GPU when the job asks for `all` and the worker has
-        several."""
-        if isinstance(spec, PredictJobCreate):
-            return self._predict(job_id, spec, device, should_stop=should_stop, progress=progress)
-        if self.download_datasets:
-            fetch_if_missing(spec.dataset.name, self.data_dir)
-        callbacks = self.callbacks(job_id, spec)
-        callbacks.should_stop = should_stop
-        if progress is not None:
-            callbacks.progress = progress
-        callbacks.on_epoch = pruning(self.db, job_id, callbacks.on_epoch)  # a sweep's trial
-        if spec.kind == "kfold":
-            plan = self.data_plan
-            return cross_validate(
-                spec, device=device, data_dir=self.data_dir, callbacks=callbacks, plan=plan
-            )
-        if get_dataset(spec.dataset.name, root=self.data_dir).task == "regression":
-            return fit_regression(spec, device=device, data_dir=self.data_dir, callbacks=callbacks)
-        processes = devices.data_parallel_size(spec.device)
-        if processes > 1:
-            return distributed.launch(
-                job_id,
-                processes=processes,
-                db=self.db,
-                store=self.store,
-                data_dir=self.data_dir,
-                should_stop=should_stop,
-            )
-        return self.fit(job_id, spec, device, callbacks)
-
-    def fit(
-        self,
-        job_id: str,
-        spec: JobCreate,
-        device: torch.device,
-        callbacks: Callbacks,
-        shard: Shard = SINGLE,
-    ) -> dict[str, Any]:
-        """Train or fine-tune `spec` (as one rank of several, in a data-parallel job), going on
-        from the job's latest checkpoint when an earlier attempt was interrupted."""
-        warmstart, origin = self._warmstart(job_id, spec)
-        resume = self._resume_point(job_id)
-        result = fit(
-            spec,
-            device=device,
-            data_dir=self.data_dir,
-            callbacks=callbacks,
-            warmstart=warmstart,
-            shard=shard,
-            resume=resume,
-            plan=self.data_plan,
-        )
-        if resume is not None:
-            result["resumed_after_epoch"] = resume["epoch"]
-        if origin is not None:
-            result["finetune"] = {**result["finetune"], **origin}
-        return result
-
-    def load_spec(self, job_id: str) -> JobCreate:
-        """The job's request, rebuilt from its row."""
-        with self.db.sessions() as session:
-            return JobCreate.model_validate(queries.get_job(session, job_id=job_id).params)
-
-    def _resume_point(self, job_id: str) -> dict[str, Any] | None:
-        """The newest checkpoint of an earlier attempt that loads and verifies, if any."""
-        with self.db.sessions() as session:
-            checkpoints = list(queries.list_checkpoints(session, job_id=job_id))
-        for checkpoint in reversed(checkpoints):
-            try:
-                payload = self.store.load_checkpoint(checkpoint.path, sha256=checkpoint.sha256)
-            except Exception as error:  # noqa: BLE001  (try the one before)
-                log.warning("job %s: checkpoint %s unusable: %s", job_id, checkpoint.path, error)
-                continue
-            if resumable(payload):
-                log.info("job %s resumes after epoch %d", job_id, checkpoint.epoch)
-                return payload
-        return None
-
-    def _start(self, job_id: str) -> tuple[JobCreate | PredictJobCreate, Any] | None:
+    def _start(self, job_id: str) -> tuple[Any, torch.device] | None:
         """Claim the job for this worker, unless it is finished, alive elsewhere, or out of
         attempts (a job whose worker keeps dying is failed rather than retried forever)."""
         with self.db.transaction() as session:
@@ -285,7 +189,7 @@ class JobRunner:
                 )
                 log.warning("job %s failed: out of attempts", job_id)
                 return None
-            spec = parse_job_params(job.params)
+            spec = load_stored(job.params)
             if not names_only_its_owners(session, job, spec):
                 return None
             try:
@@ -301,96 +205,17 @@ class JobRunner:
                 worker=self.worker_name,
                 device=devices.describe(device, processes),
             )
-        what = spec.model if isinstance(spec, PredictJobCreate) else spec.model.arch
-        log.info("job %s started: %s on %s", job_id, what, device)
+        log.info("job %s started: %s, on %s", job_id, get_kind(spec.kind).describe(spec), device)
         return spec, device
 
-    def _warmstart(
-        self, job_id: str, spec: JobCreate
-    ) -> tuple[Warmstart | None, dict[str, Any] | None]:
-        """The source weights of a fine-tuning job (verified against their sha256), as the
-        job's owner sees them: another owner's job or upload is not there."""
-        if spec.finetune is None:
-            return None, None
-        with self.db.sessions() as session:
-            source = resolve_source(scope_to_job_owner(session, job_id=job_id), spec)
-        payload = self.store.load_checkpoint(source.path, sha256=source.sha256)
-        return Warmstart(state_dict=payload["state_dict"], settings=spec.finetune), lineage(source)
-
-    def callbacks(self, job_id: str, spec: JobCreate) -> Callbacks:
-        """Record each epoch and checkpoint of job `job_id` as the engine reports them."""
-        keep = spec.hyperparameters.keep_checkpoints
-
-        def on_epoch(report: EpochReport) -> None:
-            self.db.write(  # an upsert: safe to repeat after a lost connection
-                lambda session: metrics.record_epoch(
-                    session,
-                    job_id=job_id,
-                    epoch=report.epoch,
-                    step=report.step,
-                    values=report.metrics,
-                    progress=report.progress,
-                )
-            )
-            summary = ", ".join(
-                f"{split}_{name}={value:.4g}"
-                for (split, name), value in report.metrics.items()
-                if split != LAYER_SPLIT
-            )
-            done = report.progress or report.epoch
-            log.info("job %s epoch %d/%d: %s", job_id, done, spec.planned_epochs, summary)
-
-        def on_checkpoint(epoch: int, payload: dict[str, Any]) -> None:
-            stored = self.store.save_checkpoint(job_id, epoch, payload)
-
-            def record(session: Session) -> list[str]:
-                queries.add_checkpoint(session, job_id=job_id, epoch=epoch, stored=stored)
-                return queries.prune_checkpoints(session, job_id=job_id, keep=keep)
-
-            stale = self.db.write(record)
-            for path in stale:  # only after the rows are gone: no row points at a missing file
-                self.store.delete(path)
-
-        return Callbacks(on_epoch=on_epoch, on_checkpoint=on_checkpoint)
-
-    def _predict(
-        self,
-        job_id: str,
-        spec: PredictJobCreate,
-        device: torch.device,
-        *,
-        should_stop: Callable[[], bool],
-        progress: StepProgress | None = None,
-    ) -> dict[str, Any]:
-        """Predict a dataset split with the model resolved at submission (worker/predictions)."""
-        if self.download_datasets:
-            fetch_if_missing(spec.dataset.name, self.data_dir)
-        with self.db.sessions() as session:
-            owners_view = scope_to_job_owner(session, job_id=job_id)
-            checkpoint = registry.get_model_row(owners_view, model_id=str(spec.model_id)).checkpoint
-            path, sha256 = checkpoint.path, checkpoint.sha256
-        payload = self.store.load_checkpoint(path, sha256=sha256)
-        return run_predictions(
-            job_id,
-            spec,
-            payload,
-            device=device,
-            store=self.store,
-            data_dir=self.data_dir,
-            should_stop=should_stop,
-            progress=progress,
-        )
-
-    def _succeed(
-        self, job_id: str, spec: JobCreate | PredictJobCreate, result: dict[str, Any]
-    ) -> None:
-        if isinstance(spec, PredictJobCreate):  # no new model: the predictions are the result
+    def _succeed(self, job_id: str, kind: KindCard, spec: Any, result: dict[str, Any]) -> None:
+        if not kind.makes_model:  # its result (a file of predictions) is all it leaves
             with self.db.transaction() as session:
                 # Progress 1 of 1; no metric rows, so no experiment ranks it among trained runs.
                 metrics.record_epoch(session, job_id=job_id, epoch=1, step=0, values={})
                 job = queries.get_job(session, job_id=job_id)
                 queries.finish_job(session, job=job, status="succeeded", result=result)
-            log.info("job %s succeeded: %d predictions", job_id, result["count"])
+            log.info("job %s succeeded: %s", job_id, kind.describe(spec))
             return
 
         def succeed(session: Session) -> Model:
@@ -419,26 +244,13 @@ class JobRunner:
         self.db.write(finish)
 
 
-def names_only_its_owners(session: Session, job: Job, spec: JobCreate | PredictJobCreate) -> bool:
+def names_only_its_owners(session: Session, job: Job, spec: Any) -> bool:
     """Whether every stored thing the job names is its owner's, as the API checked at
     submission; a job naming another owner's (or a vanished) thing fails, saying which."""
     try:
-        resolve_references(scope_to_owner(session, job.owner), spec)
+        get_kind(spec.kind).resolve_references(scope_to_owner(session, job.owner), spec)
     except InvalidInputError as error:
         queries.finish_job(session, job=job, status="failed", error=str(error))
         log.warning("job %s refused: %s", job.id, error)
         return False
     return True
-
-
-def out_of_memory_advice(spec: JobCreate, device: torch.device) -> str:
-    """What to change when a batch did not fit on the GPU."""
-    hp = spec.hyperparameters
-    smaller = max(1, hp.batch_size // 2)
-    hints = [f"hyperparameters.batch_size {smaller}"]
-    if hp.precision == "fp32":
-        hints.append('precision "bf16"')
-    hints.append("a smaller model.input_size")
-    return (
-        f"GPU out of memory on {device} with batch_size {hp.batch_size}: try {', or '.join(hints)}"
-    )

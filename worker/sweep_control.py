@@ -18,10 +18,12 @@ import optuna
 from optuna.trial import TrialState, create_trial
 from sqlalchemy.orm import Session
 
-from core.auth.job_quota import Quota, room
 from core.db import Database
 from core.jobs import queries, sweep_queries
-from core.jobs.schemas import FINISHED_STATUSES, JobCreate
+from core.jobs.kinds import get_kind, load_stored
+from core.jobs.kinds.sweep import trial_spec as make_trial
+from core.jobs.quota import Quota, room
+from core.jobs.schemas import FINISHED_STATUSES
 from core.jobs.sweep_schemas import SweepSettings
 from core.queue import queue_for
 from core.tables import ACTIVE_STATUSES, Job, utcnow
@@ -50,7 +52,7 @@ def sweep_step(
     nothing. Returns the ids of the trials it started."""
     with db.transaction() as session:
         sweep = sweep_queries.lock_sweep(session, sweep_id=sweep_id)
-        if sweep.kind != "sweep" or sweep.status in FINISHED_STATUSES:
+        if get_kind(sweep.kind).runs_on_a_worker or sweep.status in FINISHED_STATUSES:
             return []
         dispatches = _advance(session, sweep, quota or Quota())
     sent = []
@@ -87,7 +89,7 @@ def _unqueued(db: Database, sweep_id: str, job_id: str, reason: str) -> None:
 
 def _advance(session: Session, sweep: Job, quota: Quota) -> list[Dispatch]:
     """The step's work under the sweep's lock: new trials, or the sweep's conclusion."""
-    spec = JobCreate.model_validate(sweep.params)
+    spec = load_stored(sweep.params)
     settings = spec.sweep
     assert settings is not None  # a sweep row always holds its settings
     trials = list(sweep_queries.list_trials(session, sweep_id=sweep.id))
@@ -106,13 +108,17 @@ def _advance(session: Session, sweep: Job, quota: Quota) -> list[Dispatch]:
         for _ in range(wanted):
             values = ask_values(study, settings)
             try:
-                trial_spec = spec.trial_spec(values)
+                trial_spec = make_trial(spec, values)
             except ValueError as error:  # a combination no single value showed at submission
                 _fail(session, sweep, trials, series, settings, f"{error}")
                 return []
             queue = queue_for(wants_gpu=trial_spec.wants_gpu)
             trial = queries.create_job(
-                session, spec=trial_spec, queue=queue, owner=sweep.owner, parent_id=sweep.id
+                session,
+                spec=trial_spec,
+                queue=queue,
+                owner=sweep.owner,
+                parent_id=sweep.id,
             )
             trials.append(trial)
             dispatches.append(

@@ -11,8 +11,8 @@ from celery import Task
 from celery.worker.request import Request
 
 from core.artifacts import open_artifact_store
-from core.auth.job_quota import Quota
 from core.jobs.logs import capture, publish_log
+from core.jobs.quota import Quota
 from core.queue import RUN_JOB_TASK, SWEEP_STEP_TASK, JobQueue
 from core.tables import utcnow
 from worker.app import app, database, settings

@@ -8,6 +8,7 @@ from api.deps import ServingDep, SessionDep, SessionRoute
 from api.params import JobId
 from core.errors import NotFoundError
 from core.jobs import queries
+from core.jobs.kinds import get_kind, list_kinds
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=SessionRoute)
 FILE_TYPES = {
@@ -30,10 +31,11 @@ def get_predictions(job_id: JobId, session: SessionDep, serving: ServingDep) -> 
     `probabilities`, and, where the split has labels, `target`, `target_label` and `correct`.
     The file is checked against the sha256 in the job's result before it is sent."""
     job = queries.get_job(session, job_id=job_id)
-    if job.kind != "predict":
+    if get_kind(job.kind).artifact != "predictions":
+        writers = list_kinds(lambda card: card.artifact == "predictions")
         raise NotFoundError(
-            f"job {job_id} is a {job.kind} job; only predict jobs (kind 'predict') write "
-            "predictions"
+            f"job {job_id} is a {job.kind} job; only jobs of kind "
+            f"{' or '.join(map(repr, writers))} write predictions"
         )
     stored = (job.result or {}).get("predictions") if job.status == "succeeded" else None
     if stored is None:

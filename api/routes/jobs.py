@@ -15,23 +15,16 @@ from api.deps import MAX_OFFSET, CpuDep, JobQueueDep, SessionDep, SettingsDep
 from api.errors import rules
 from api.params import BareMetric, JobId, MetricNames, NameFilter
 from api.untagged_errors import UntaggedErrorsRoute
-from core import workers
-from core.auth.job_quota import check_quota
-from core.datasets import check_available, get_dataset, is_upload_id
-from core.errors import InvalidInputError, UnavailableError
-from core.jobs import queries, sweep_queries
-from core.jobs.admission import check_fits_a_worker
-from core.jobs.finetune import check_compatible
-from core.jobs.memory_estimate import data_footprint
+from core.errors import UnavailableError
+from core.jobs import queries
+from core.jobs.kinds import JobSpec, JobSubmission, get_kind
 from core.jobs.metrics import latest_metrics, parse_metric_names, read_metrics
-from core.jobs.model_size import check_model_size
-from core.jobs.predict_jobs import JobSubmission, PredictJobCreate, resolve_predict_job
-from core.jobs.references import BASE_SOURCE, resolve_references
-from core.jobs.schemas import JobCreate, JobStatus
+from core.jobs.quota import check_quota
+from core.jobs.schemas import JobStatus
 from core.jobs.views import CheckpointOut, JobOut, JobPage, MetricOut, Progress
 from core.names import NAME_PATTERN
 from core.queue import queue_for
-from core.recipes import compare, variant_offer
+from core.recipes import compare
 from core.registry import queries as registry
 from core.settings import Settings
 from core.tables import Job
@@ -70,46 +63,11 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
     )
 
 
-def check_submission(session: Session, spec: JobCreate, settings: Settings) -> None:
-    """What only the server can check: the dataset's files, and a fine-tune's source weights
-    (every one a sweep may train from), each as the caller's owner sees it."""
-    root = settings.datasets_dir
-    if spec.time_limit_s is not None and spec.time_limit_s > settings.job_time_limit_s:
-        raise InvalidInputError(
-            f"time_limit_s: at most {settings.job_time_limit_s:g} s on this service "
-            f"(D2L_JOB_TIME_LIMIT_S); got {spec.time_limit_s:g}"
-        )
-    sources = resolve_references(session, spec)  # not another owner's dataset or weights
-    try:
-        check_available(spec.dataset.name, root, download=settings.download_datasets)
-    except InvalidInputError as error:  # a recipe offers its variant on data that are here
-        offer = variant_offer(spec.recipe, spec.recipe_variant)
-        raise InvalidInputError(f"{error}{offer}") from None
-    if is_upload_id(spec.dataset.name):
-        try:
-            spec.fits_dataset(get_dataset(spec.dataset.name, root=root))
-        except ValueError as error:
-            raise InvalidInputError(f"model: {error}") from None
-    info = get_dataset(spec.dataset.name, root=root)
-    check_model_size(spec, info, max_parameters=settings.max_model_parameters)
-    footprint = data_footprint(info.raw_bytes(root), settings)
-    check_fits_a_worker(spec, info, workers.list_workers(session), data=footprint)
-    if not sources:
-        return
-    for source in sources:
-        try:
-            check_compatible(source.spec, source.weights, in_channels=info.in_channels)
-        except InvalidInputError as error:
-            if source.where == BASE_SOURCE:
-                raise
-            raise InvalidInputError(f"{source.where}: {error}") from None
-
-
 SUBMISSION = TypeAdapter(JobSubmission)
 
 
-def validated_submission(body: object, settings: Settings) -> JobCreate | PredictJobCreate:
-    """The body as the job it asks for, a sweep's trials checked too. Validating builds a net
+def validated_submission(body: object, settings: Settings) -> JobSpec:
+    """The body as the job it asks for, checked by its kind's card too. Validating builds a net
     (on the meta device) for the job, for each k-fold candidate and for each sweep choice: up to
     seconds of CPU, so this runs in the CPU pool, never on the event loop."""
     try:
@@ -117,12 +75,7 @@ def validated_submission(body: object, settings: Settings) -> JobCreate | Predic
     except ValidationError as error:  # the 422 FastAPI gives for a body that fails validation
         errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
         raise RequestValidationError(errors, body=body) from None
-    if isinstance(spec, JobCreate) and spec.sweep is not None:
-        spec.sweep.check_size(
-            max_trials=settings.sweep_max_trials,
-            max_space_values=settings.sweep_max_space_values,
-        )
-        spec.sweep.check_trials(spec.trial_spec)
+    get_kind(spec.kind).check_body(spec, settings)
     return spec
 
 
@@ -132,7 +85,7 @@ async def checked_submission(
     spec: Annotated[JobSubmission, SkipValidation],
     settings: SettingsDep,
     cpu: CpuDep,
-) -> JobCreate | PredictJobCreate:
+) -> JobSpec:
     return await cpu.run(validated_submission, spec, settings)
 
 
@@ -158,7 +111,7 @@ async def checked_submission(
     ),
 )
 def submit_job(
-    spec: Annotated[JobCreate | PredictJobCreate, Depends(checked_submission)],
+    spec: Annotated[JobSpec, Depends(checked_submission)],
     session: SessionDep,
     job_queue: JobQueueDep,
     settings: SettingsDep,
@@ -169,33 +122,19 @@ def submit_job(
     `kind: "predict"` runs a trained model over a dataset split on a worker (for batches too
     big for one request); GET /v1/jobs/{id}/predictions downloads the file it writes."""
     check_quota(session, owner=owner, settings=settings)
-    if isinstance(spec, PredictJobCreate):
-        spec = resolve_predict_job(
-            session,
-            spec,
-            datasets_dir=settings.datasets_dir,
-            download=settings.download_datasets,
-            max_time_limit_s=settings.job_time_limit_s,
-        )
-    else:
-        check_submission(session, spec, settings)
+    kind = get_kind(spec.kind)
+    spec = kind.check_submission(session, spec, settings)
     queue = queue_for(wants_gpu=spec.wants_gpu)
     job = queries.create_job(session, spec=spec, queue=queue, owner=owner)
     session.commit()
     try:
-        if spec.kind == "sweep":  # its controller step (a worker task) makes the trials
-            job_queue.enqueue_sweep_step(job.id, queue=queue)
-        else:
-            job_queue.enqueue(
-                job.id, queue=queue, time_limit_s=spec.time_limit_s, priority=spec.priority
-            )
+        kind.enqueue(job_queue, job.id, spec, queue=queue)
     except Exception as error:
         log.error("could not enqueue job %s: %s", job.id, error)
         queries.finish_job(session, job=job, status="failed", error=f"broker unreachable: {error}")
         session.commit()
         raise UnavailableError("the job broker is unreachable; the job was not queued") from error
-    what = spec.model if isinstance(spec, PredictJobCreate) else spec.model.arch
-    log.info("job %s queued on %s: %s on %s", job.id, queue, what, spec.dataset.name)
+    log.info("job %s queued on %s: %s", job.id, queue, kind.describe(spec))
     return job_out(session, job, model_id=None)
 
 
@@ -239,11 +178,7 @@ def cancel_job(job_id: JobId, session: SessionDep) -> JobOut:
     """A running job ends `cancelled` within a few seconds, keeping its checkpoints (and the
     metrics of the epochs it finished)."""
     job = queries.lock_job(session, job_id=job_id)
-    if job.kind == "sweep":  # asks for no more trials, and cancels its queued and running ones
-        job = sweep_queries.lock_sweep(session, sweep_id=job_id)
-        sweep_queries.cancel_sweep(session, sweep=job)
-    else:
-        queries.request_cancel(session, job=job)
+    job = get_kind(job.kind).cancel(session, job)
     session.commit()
     log.info("job %s: cancel requested (%s)", job_id, job.status)
     model_id = registry.model_ids_for_jobs(session, job_ids=[job.id]).get(job.id)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
 from core.jobs import queries
+from core.jobs.kind_registry import get_kind, load_stored
 from core.jobs.schemas import JobCreate
 from core.registry import queries as registry
 
@@ -33,9 +34,9 @@ def resolve_source(session: Session, spec: JobCreate) -> WeightSource:
     if source.job_id is not None:
         job = queries.get_job(session, job_id=source.job_id)
         model_ids = registry.model_ids_for_jobs(session, job_ids=[job.id])
-        if job.kind == "predict":
+        if not get_kind(job.kind).makes_model:
             raise InvalidInputError(
-                f"job {job.id} is a predict job; fine-tune from a train or finetune job"
+                f"job {job.id} is a {job.kind} job; fine-tune from a job that trains a model"
             )
         if job.status != "succeeded":
             raise InvalidInputError(f"job {job.id} is {job.status}; fine-tune from a succeeded job")
@@ -45,7 +46,7 @@ def resolve_source(session: Session, spec: JobCreate) -> WeightSource:
                 "job, or upload a state_dict (POST /v1/checkpoints)"
             )
         checkpoint = registry.get_model_row(session, model_id=model_ids[job.id]).checkpoint
-        parent = JobCreate.model_validate(job.params)
+        parent = load_stored(job.params)
         return WeightSource(
             description=f"job {job.id}",
             arch=parent.model.arch,

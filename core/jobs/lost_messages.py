@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.jobs.kind_registry import controlled_kinds, worker_run_kinds
 from core.jobs.sweep_queries import sweep_settings
 from core.tables import ACTIVE_STATUSES, Job
 
@@ -24,7 +25,7 @@ def unsent_jobs(session: Session, *, sent_before: datetime) -> Sequence[Job]:
     locked; rows another reaper holds are skipped."""
     query = (
         select(Job)
-        .where(Job.status == "queued", Job.kind != "sweep")
+        .where(Job.status == "queued", Job.kind.in_(worker_run_kinds()))
         .where(or_(Job.sent_at.is_(None), Job.sent_at < sent_before))
         .order_by(Job.created_at)
         .with_for_update(of=Job, skip_locked=True)
@@ -36,7 +37,7 @@ def queued_counts(session: Session) -> dict[str, int]:
     """queue -> how many jobs wait on it (sweeps take no message of their own)."""
     rows = session.execute(
         select(Job.queue, func.count())
-        .where(Job.status == "queued", Job.kind != "sweep")
+        .where(Job.status == "queued", Job.kind.in_(worker_run_kinds()))
         .group_by(Job.queue)
     )
     return {queue: count for queue, count in rows}
@@ -48,7 +49,7 @@ def sweeps_to_wake(session: Session, *, sent_before: datetime) -> list[Job]:
     step was lost, or held back until their owner had room. Locked, as `unsent_jobs`."""
     query = (
         select(Job)
-        .where(Job.kind == "sweep", Job.status.in_(ACTIVE_STATUSES))
+        .where(Job.kind.in_(controlled_kinds()), Job.status.in_(ACTIVE_STATUSES))
         .where(or_(Job.sent_at.is_(None), Job.sent_at < sent_before))
         .with_for_update(of=Job, skip_locked=True)
     )

@@ -1,26 +1,21 @@
-"""Offloaded predictions: a `kind: "predict"` job runs a trained model over a whole dataset split.
+"""The body of a `kind: "predict"` job: a trained model run over a whole dataset split.
 
 For batches too big for one request. The job names a model (id or alias) and a dataset split; the
-API resolves the model once, at submission, and stores its id beside the reference, so an alias
-that moves later does not change what the job predicts with. The worker writes the predictions
-as an artifact (JSON lines or CSV) and a summary in the job's result.
+API resolves the model once, at submission (core/jobs/kinds/predict.py), and stores its id beside
+the reference, so an alias that moves later does not change what the job predicts with. The
+worker writes the predictions as an artifact (JSON lines or CSV) and a summary in the job's
+result.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
-from sqlalchemy.orm import Session
+from pydantic import ConfigDict, Field, model_validator
 
 from core.bodies import Frozen, Int
-from core.datasets import check_available, get_dataset
-from core.datasets.queries import check_visible_upload
-from core.errors import InvalidInputError, NotFoundError
-from core.jobs.schemas import MAX_TIME_LIMIT_S, DatasetSpec, JobCreate
+from core.jobs.schemas import MAX_TIME_LIMIT_S, DatasetSpec
 from core.names import MODEL_REF_PATTERN, NAME_PATTERN
-from core.registry.queries import resolve_model
 from core.serving.schemas import TopK
 
 PREDICT_DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]{1,2})?)$"
@@ -93,73 +88,9 @@ class PredictJobCreate(Frozen):
     )
 
     @property
-    def planned_epochs(self) -> int:
-        """Progress reads 0 of 1 until the predictions are written, then 1 of 1."""
-        return 1
-
-    @property
     def wants_gpu(self) -> bool:
         return self.device.startswith("cuda")
 
     @property
     def artifact_path(self) -> str:
         return f"predictions.{self.format}"
-
-
-def submission_kind(body: Any) -> str:
-    """The union member a POST /v1/jobs body is: `predict`, or `job` (train, kfold, finetune)."""
-    kind = body.get("kind") if isinstance(body, dict) else getattr(body, "kind", None)
-    return "predict" if kind == "predict" else "job"
-
-
-# What POST /v1/jobs accepts. The tag never reaches a client: api/routes/jobs.py drops it from
-# error locations, so a train job's errors read `body.model.arch` as they always did.
-JobSubmission = Annotated[
-    Annotated[JobCreate, Tag("job")] | Annotated[PredictJobCreate, Tag("predict")],
-    Discriminator(submission_kind),
-]
-SUBMISSION_TAGS = ("job", "predict")
-
-
-def parse_job_params(params: dict[str, Any]) -> JobCreate | PredictJobCreate:
-    """A job row's stored request, rebuilt as the object the API accepted."""
-    if submission_kind(params) == "predict":
-        return PredictJobCreate.model_validate(params)
-    return JobCreate.model_validate(params)
-
-
-def resolve_predict_job(
-    session: Session,
-    spec: PredictJobCreate,
-    *,
-    datasets_dir: Path,
-    download: bool,
-    max_time_limit_s: float,
-) -> PredictJobCreate:
-    """Check what only the server can (the model exists and fits the dataset, whose files are
-    here) and return the spec with the model's id filled in; InvalidInputError otherwise."""
-    if spec.time_limit_s is not None and spec.time_limit_s > max_time_limit_s:
-        raise InvalidInputError(
-            f"time_limit_s: at most {max_time_limit_s:g} s on this service "
-            f"(D2L_JOB_TIME_LIMIT_S); got {spec.time_limit_s:g}"
-        )
-    try:
-        model = resolve_model(session, ref=spec.model)
-    except NotFoundError as error:
-        raise InvalidInputError(f"model: {error}") from None
-    check_visible_upload(session, name=spec.dataset.name)  # not another owner's
-    check_available(spec.dataset.name, datasets_dir, download=download)
-    info = get_dataset(spec.dataset.name, root=datasets_dir)
-    trained = model.job.result or {}
-    task = str(trained.get("task", "classification"))
-    if task != info.task:
-        raise InvalidInputError(
-            f"dataset: model {model.id} is a {task} model; {info.name} is a {info.task} dataset"
-        )
-    raw_shape = list((trained.get("preprocessing") or {}).get("raw_shape", []))
-    if raw_shape != list(info.raw_shape):
-        raise InvalidInputError(
-            f"dataset: model {model.id} takes raw samples of shape {raw_shape}; "
-            f"{info.name} stores samples of shape {list(info.raw_shape)}"
-        )
-    return spec.model_copy(update={"model_id": model.id})

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 from core.artifacts import StoredFile
 from core.auth.ownership import ALL_OWNERS
 from core.errors import ConflictError, NotFoundError
-from core.jobs.predict_jobs import PredictJobCreate
-from core.jobs.schemas import JobCreate
+from core.jobs.kind_registry import JobSpec, get_kind, worker_run_kinds
 from core.tables import (
     Checkpoint,
     Experiment,
@@ -41,12 +40,13 @@ def get_or_create_experiment(session: Session, *, name: str) -> Experiment:
 def create_job(
     session: Session,
     *,
-    spec: JobCreate | PredictJobCreate,
+    spec: JobSpec,
     queue: str,
     owner: str | None = None,
     parent_id: str | None = None,
 ) -> Job:
-    """A queued job row holding the validated spec as JSON; `parent_id` links a sweep's trial."""
+    """A queued job row holding the validated spec as JSON, with the epochs its kind's card
+    plans in all; `parent_id` links a sweep's trial."""
     experiment = get_or_create_experiment(session, name=spec.experiment)
     job = Job(
         experiment=experiment,
@@ -54,7 +54,7 @@ def create_job(
         status="queued",
         queue=queue,
         params=spec.model_dump(mode="json"),
-        epochs=spec.planned_epochs,
+        epochs=get_kind(spec.kind).planned_epochs(spec),
         owner=owner,
         parent_id=parent_id,
     )
@@ -161,7 +161,7 @@ def stale_jobs(session: Session, *, silent_since: datetime) -> Sequence[Job]:
     query = (
         select(Job)
         .where(Job.status == "running")
-        .where(Job.kind != "sweep")  # a sweep runs no code between its steps: no heartbeat
+        .where(Job.kind.in_(worker_run_kinds()))  # a sweep's controller sends no heartbeat
         .where(or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < silent_since))
         .with_for_update(of=Job, skip_locked=True)
     )

@@ -1,8 +1,10 @@
-"""Job specifications: validated once in the API, rebuilt as-is in the worker (what the API
-answers about a job is in core/jobs/views.py).
+"""The body of the kinds that train a net (train, finetune, kfold, sweep): validated once in the
+API, rebuilt as-is in the worker (what the API answers about a job is in core/jobs/views.py).
 
-A `JobCreate` is stored as JSON on the job row; the worker calls `JobCreate.model_validate(params)`
-and gets the very object the API accepted (frozen, no unknown fields, a schema version).
+A `JobCreate` is stored as JSON on the job row; the worker rebuilds it with
+`core.jobs.kind_registry.load_stored(params)` and gets the very object the API accepted (frozen,
+no unknown fields, a schema version), without the registry checks it passed then. What each kind
+adds to the body's rules is its card's `check_spec` (core/jobs/kinds/).
 """
 
 from __future__ import annotations
@@ -16,20 +18,20 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 import models
-from core.bodies import Frozen, Int, whole
+from core.bodies import Frozen, Int, is_stored, whole
 from core.datasets import DatasetInfo, feature_count, get_dataset, is_upload_id, list_datasets
 from core.datasets.info import UPLOAD_ID_PATTERN
 from core.jobs.hyperparameters import MAX_SEED, Hyperparameters
-from core.jobs.sweep_schemas import SweepSettings, trial_body
+from core.jobs.kind_registry import get_kind, kinds_of, list_kinds
+from core.jobs.sweep_schemas import SweepSettings
 from core.names import NAME_PATTERN
-from core.recipes import RECIPE_FIELDS, expand_recipe, list_recipes
+from core.recipes import expand_recipe, list_recipes
 from core.registry.model_options import MAX_INPUT_SIZE, check_options, model_spec_variants
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -65,15 +67,15 @@ class ModelSpec(Frozen):
 
     @field_validator("arch")
     @classmethod
-    def _registered(cls, arch: str) -> str:
-        if arch not in models.list_models():
+    def _registered(cls, arch: str, info: ValidationInfo) -> str:
+        if arch not in models.list_models() and not is_stored(info):
             raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(models.list_models())}")
         return arch
 
     @field_validator("config")
     @classmethod
     def _typed_and_bounded(cls, config: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if "arch" not in info.data:  # the arch's own error says what to fix
+        if "arch" not in info.data or is_stored(info):  # the arch's own error says what to fix
             return config
         return check_options(info.data["arch"], config)
 
@@ -82,8 +84,9 @@ class ModelSpec(Frozen):
         return self.input_size or models.get_architecture(self.arch).default_input_size
 
     @model_validator(mode="after")
-    def _config_fits_arch(self) -> ModelSpec:
-        models.check_config(self.arch, input_size=self.resolved_input_size, options=self.config)
+    def _config_fits_arch(self, info: ValidationInfo) -> ModelSpec:
+        if not is_stored(info):
+            models.check_config(self.arch, input_size=self.resolved_input_size, options=self.config)
         return self
 
 
@@ -107,7 +110,9 @@ class DatasetSpec(Frozen):
 
     @field_validator("name")
     @classmethod
-    def _registered(cls, name: str) -> str:
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if is_stored(info):
+            return name
         # An upload id is accepted by its shape here (there is no datasets dir to look in);
         # whether its files exist is checked at submission by core.datasets.check_available.
         if name not in list_datasets() and not is_upload_id(name):
@@ -239,7 +244,11 @@ class JobCreate(Frozen):
         default=None,
         description="The recipe's variant, e.g. 'digits' where the book's data is absent.",
     )
-    kind: Literal["train", "kfold", "finetune", "sweep"] = "train"
+    kind: str = Field(
+        default="train",
+        description="What the job does with the net (each kind is a card: core/jobs/kinds/).",
+        json_schema_extra=lambda schema: schema.update(enum=kinds_of(JobCreate)),
+    )
     experiment: str = Field(default="default", pattern=NAME_PATTERN)
     model: ModelSpec
     dataset: DatasetSpec
@@ -274,96 +283,33 @@ class JobCreate(Frozen):
         "D2L_JOB_TIME_LIMIT_S.",
     )
 
+    @field_validator("kind")
+    @classmethod
+    def _a_kind_of_this_body(cls, kind: str) -> str:
+        if kind not in kinds_of(JobCreate):
+            raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(list_kinds())}")
+        return kind
+
     @model_validator(mode="before")
     @classmethod
-    def _expand_recipe(cls, data: Any) -> Any:
-        # A recipe is a preset body: expanded here, it is validated like any other job.
-        return expand_recipe(data) if isinstance(data, dict) else data
+    def _expand_recipe(cls, data: Any, info: ValidationInfo) -> Any:
+        # A recipe is a preset body: expanded here, it is validated like any other job. A stored
+        # body holds the expansion already.
+        if isinstance(data, dict) and not is_stored(info):
+            return expand_recipe(data)
+        return data
 
     @model_validator(mode="after")
-    def _settings_match_kind(self) -> JobCreate:
-        if self.kind != "kfold" and self.kfold is not None:
-            raise ValueError("kfold settings need kind 'kfold'")
-        if self.kind == "finetune" and self.finetune is None:
-            raise ValueError("kind 'finetune' needs finetune settings, and only it takes them")
-        if self.finetune is not None and self.kind not in ("finetune", "sweep"):
-            raise ValueError("finetune settings need kind 'finetune' (or 'sweep', to tune one)")
-        if (self.kind == "sweep") != (self.sweep is not None):
-            raise ValueError("kind 'sweep' needs sweep settings, and only it takes them")
-        if self.kind == "kfold":
-            self.candidate_specs()  # each candidate must be a valid job of its own
-        if self.sweep is not None:
-            self._check_sweep(self.sweep)
+    def _rules_of_its_kind(self, info: ValidationInfo) -> JobCreate:
+        if not is_stored(info):
+            get_kind(self.kind).check_spec(self)
         return self
 
-    def _check_sweep(self, sweep: SweepSettings) -> None:
-        """The metric must score the trials. Whether each choice makes a valid trial (a net
-        built per choice) is `sweep.check_trials(spec.trial_spec)`: the API's submission runs
-        it off the event loop, and a stored sweep loaded again never repeats it."""
-        if sweep.metric.startswith("val_") and self.dataset.val_fraction == 0:
-            raise ValueError(f"sweep.metric {sweep.metric} needs dataset.val_fraction > 0")
-        name = self.dataset.name
-        if sweep.metric == "val_acc" and not is_upload_id(name):
-            if get_dataset(name).task == "regression":
-                raise ValueError(f"sweep.metric: {name} is a regression dataset; use val_loss")
-
-    def trial_spec(self, values: dict[str, Any]) -> JobCreate:
-        """A sweep's trial: this body as a train (or finetune) job, with `values` written at
-        their dotted paths; ValueError naming the field when that is no valid job."""
-        base = self.model_dump(mode="json", exclude={"kind", "sweep", *RECIPE_FIELDS})
-        base["kind"] = "finetune" if self.finetune is not None else "train"
-        try:
-            return JobCreate.model_validate(trial_body(base, values))
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-            )
-            shown = ", ".join(f"{path}={value!r}" for path, value in values.items())
-            raise ValueError(f"sweep.space ({shown}): {problems}") from None
-
-    def candidate_specs(self) -> list[tuple[str, JobCreate]]:
-        """(label, train spec) of each configuration a k-fold job compares."""
-        base = self.model_dump(mode="json", exclude={"kind", "kfold", "finetune", *RECIPE_FIELDS})
-        candidates = (self.kfold or KFold()).candidates or [Candidate(label="base")]
-        specs = []
-        for candidate in candidates:
-            body = {
-                **base,
-                "model": {
-                    **base["model"],
-                    "config": {**base["model"]["config"], **candidate.config},
-                },
-                "hyperparameters": {**base["hyperparameters"], **candidate.hyperparameters},
-            }
-            try:
-                specs.append((candidate.label, JobCreate.model_validate(body)))
-            except ValidationError as error:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-                )
-                raise ValueError(f"candidate {candidate.label!r}: {problems}") from None
-        return specs
-
-    @property
-    def planned_epochs(self) -> int:
-        """Epochs the job will train in all: every fold of every candidate, then the winner.
-
-        Non-parametric attention pooling has nothing to learn: it evaluates once (one epoch)."""
-        if self.model.arch == "nadaraya_watson" and not self.model_options.get("parametric"):
-            return 1
-        if self.kind == "sweep" and self.sweep is not None:
-            return self.sweep.total_trials * self.hyperparameters.epochs
-        if self.kind != "kfold":
-            return self.hyperparameters.epochs
-        k = (self.kfold or KFold()).k
-        epochs = [spec.hyperparameters.epochs for _, spec in self.candidate_specs()]
-        return k * sum(epochs) + max(epochs)
-
     @model_validator(mode="after")
-    def _dataset_fits_model(self) -> JobCreate:
+    def _dataset_fits_model(self, info: ValidationInfo) -> JobCreate:
         # An uploaded dataset's shape is known only where its files are: the API checks it
         # with `fits_dataset` once it has found them (and the worker loads it from them).
-        if not is_upload_id(self.dataset.name):
+        if not is_upload_id(self.dataset.name) and not is_stored(info):
             self.fits_dataset(get_dataset(self.dataset.name))
         return self
 
@@ -374,6 +320,15 @@ class JobCreate(Frozen):
             return feature_count(info, self.model.input_size)
         return self.model.resolved_input_size
 
+    def net_shape(self, info: DatasetInfo, *, input_size: int | None = None) -> models.NetShape:
+        """The shape of the net this job trains on data like `info` (at `input_size`, by default
+        its own)."""
+        return models.NetShape(
+            in_channels=info.in_channels,
+            num_classes=info.num_classes,
+            input_size=input_size or self.input_size_for(info),
+        )
+
     def fits_dataset(self, info: DatasetInfo) -> None:
         """Refuse (ValueError) a model that cannot be built for this dataset's shape or task.
 
@@ -383,6 +338,13 @@ class JobCreate(Frozen):
         if not arch.serves(info.task):
             raise ValueError(
                 f"{arch.name} is a {arch.task} model; {info.name} is a {info.task} dataset"
+            )
+        kind = get_kind(self.kind)
+        if info.task not in kind.dataset_tasks:
+            takers = kinds_of(JobCreate, lambda card: info.task in card.dataset_tasks)
+            raise ValueError(
+                f"kind {self.kind!r} is not available for {info.task} datasets; use kind "
+                + " or ".join(map(repr, takers))
             )
         if info.task == "regression":
             self._fits_regression()
@@ -414,13 +376,7 @@ class JobCreate(Frozen):
                 )
         # Building on the meta device costs no memory and catches option values the net refuses.
         with torch.device("meta"):
-            net = models.get_model(
-                self.model.arch,
-                in_channels=info.in_channels,
-                num_classes=info.num_classes,
-                input_size=input_size,
-                **self.model_options,
-            )
+            net = models.build_net(self.model.arch, self.model_options, self.net_shape(info))
         if self.finetune is not None and isinstance(self.finetune.freeze, list):
             names = [name for name, _ in net.named_parameters()]
             for prefix in self.finetune.freeze:
@@ -432,10 +388,6 @@ class JobCreate(Frozen):
 
     def _fits_regression(self) -> None:
         """What the regression engine (worker/regression.py) does not do, refused up front."""
-        if self.kind not in ("train", "sweep"):
-            raise ValueError(
-                f"kind {self.kind!r} is not available for regression datasets; use kind 'train'"
-            )
         hp = self.hyperparameters
         if hp.augmentation.enabled or hp.label_smoothing:
             raise ValueError(

@@ -65,13 +65,8 @@ def inspect_architecture(
     with torch.device("meta"):
         try:
             check_options(name, options)
-            net = models.get_model(
-                name,
-                in_channels=info.in_channels,
-                num_classes=info.num_classes,
-                input_size=size,
-                **options,
-            )
+            shape = models.NetShape(info.in_channels, info.num_classes, size)
+            net = models.build_net(name, options, shape)
         except (models.InvalidModelConfigError, TypeError, ValueError) as error:
             raise InvalidInputError(str(error)) from error
     result: dict[str, Any] = {

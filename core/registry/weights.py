@@ -113,12 +113,8 @@ def describe_net(
     try:
         check_options(arch, config)
         with torch.device("meta"):
-            net = models.get_model(
-                arch,
-                in_channels=in_channels,
-                num_classes=num_classes,
-                input_size=input_size,
-                **config,
+            net = models.build_net(
+                arch, config, models.NetShape(in_channels, num_classes, input_size)
             )
     except ValueError as error:  # unknown arch, options it does not take or out of bounds
         raise InvalidInputError(str(error)) from None

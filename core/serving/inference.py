@@ -56,13 +56,8 @@ class LoadedModel:
 
 def load_model(payload: dict[str, Any], device: torch.device) -> LoadedModel:
     """Rebuild the exact net a checkpoint describes, load its weights strictly, eval mode."""
-    net = models.get_model(
-        payload["arch"],
-        in_channels=payload["in_channels"],
-        num_classes=payload["num_classes"],
-        input_size=payload["input_size"],
-        **payload["config"],
-    )
+    shape = models.NetShape(payload["in_channels"], payload["num_classes"], payload["input_size"])
+    net = models.build_net(payload["arch"], payload["config"], shape)
     net.load_state_dict(payload["state_dict"], strict=True)
     net.to(device).eval()
     for parameter in net.parameters():

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.auth.job_quota import Quota
 from core.jobs import queries, sweep_queries
+from core.jobs.quota import Quota
 from core.jobs.schemas import FINISHED_STATUSES
 from tests.api.test_auth import SMALL_JOB, Service, make_service
 from tests.conftest import RecordingQueue

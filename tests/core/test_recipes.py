@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from core.jobs.kinds.kfold import candidate_specs
 from core.jobs.schemas import JobCreate
 from core.recipes import compare, expand_recipe, get_recipe, list_recipes, recipe_body
 
@@ -114,9 +115,9 @@ def test_another_arch_replaces_the_recipes_model_options() -> None:
 
 def test_a_kfold_recipe_compares_candidates_as_plain_train_jobs() -> None:
     spec = JobCreate.model_validate({"recipe": "kfold", "recipe_variant": "digits"})
-    labels = [label for label, _ in spec.candidate_specs()]
+    labels = [label for label, _ in candidate_specs(spec)]
     assert labels == ["wd0", "wd1e-3"]
-    assert all(candidate.kind == "train" for _, candidate in spec.candidate_specs())
+    assert all(candidate.kind == "train" for _, candidate in candidate_specs(spec))
 
 
 @pytest.mark.parametrize(

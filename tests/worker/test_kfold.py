@@ -8,6 +8,7 @@ import torch
 from core.artifacts import ArtifactStore
 from core.db import Database
 from core.jobs import queries
+from core.jobs.kinds import get_kind
 from core.jobs.metrics import list_metrics
 from core.jobs.schemas import JobCreate
 from core.registry import queries as registry
@@ -65,7 +66,7 @@ def test_model_selection_picks_the_candidate_that_generalises_and_retrains_it() 
     splits = {split for r in reports for (split, _) in r.metrics}
     assert {"c0/f1/train", "c0/f3/val", "c1/f2/val", "train"} <= splits
     assert [r.progress for r in reports] == list(range(1, 2 * 3 * 2 + 2 + 1))
-    assert spec.planned_epochs == len(reports)
+    assert get_kind("kfold").planned_epochs(spec) == len(reports)
 
 
 def test_a_kfold_job_runs_through_the_runner_and_yields_a_model(

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from core.jobs.kinds import get_kind
+from core.jobs.kinds.sweep import trial_spec
 from core.jobs.schemas import JobCreate
 from core.jobs.sweep_schemas import Range, SweepSettings, full_path, read_path, trial_body
 
@@ -43,11 +45,11 @@ def test_grid_size_and_default_trials() -> None:
 
 def test_a_trial_is_the_base_with_its_values_written_in() -> None:
     spec = JobCreate.model_validate({**BASE, "sweep": {"space": {"lr": [0.5]}}})
-    trial = spec.trial_spec({"hyperparameters.lr": 0.5, "model.config.hidden_sizes": [8]})
+    trial = trial_spec(spec, {"hyperparameters.lr": 0.5, "model.config.hidden_sizes": [8]})
     assert (trial.kind, trial.sweep, trial.hyperparameters.lr) == ("train", None, 0.5)
     assert trial.model.config == {"hidden_sizes": [8]}
-    assert trial.hyperparameters.epochs == 3 and trial.planned_epochs == 3
-    assert spec.planned_epochs == 30  # 10 trials of 3 epochs
+    assert trial.hyperparameters.epochs == 3 and get_kind("train").planned_epochs(trial) == 3
+    assert get_kind("sweep").planned_epochs(spec) == 30  # 10 trials of 3 epochs
     body = trial_body({"a": {"b": 1}, "c": None}, {"a.b": 2, "c.d": 3})
     assert body == {"a": {"b": 2}, "c": {"d": 3}} and read_path(body, "c.d") == 3
 
@@ -59,7 +61,7 @@ def test_a_finetune_sweep_makes_finetune_trials() -> None:
         "sweep": {"space": {"finetune.backbone_lr_mult": [0.0, 0.1]}},
     }
     spec = JobCreate.model_validate(body)
-    trial = spec.trial_spec({"finetune.backbone_lr_mult": 0.0})
+    trial = trial_spec(spec, {"finetune.backbone_lr_mult": 0.0})
     assert trial.kind == "finetune" and trial.finetune is not None
     assert trial.finetune.backbone_lr_mult == 0.0
     with pytest.raises(ValidationError, match="finetune settings need kind"):

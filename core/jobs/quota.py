@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import TooManyRequestsError
+from core.jobs.kind_registry import worker_run_kinds
 from core.settings import Settings
 from core.tables import Job, utcnow
 
@@ -46,7 +47,7 @@ def _owned_by(owner: str | None) -> ColumnElement[bool]:
 def _queued(session: Session, owner: str | None) -> int:
     """The owner's jobs waiting for a worker, trials included (not sweeps: they take none)."""
     query = select(func.count()).where(
-        _owned_by(owner), Job.status == "queued", Job.kind != "sweep"
+        _owned_by(owner), Job.status == "queued", Job.kind.in_(worker_run_kinds())
     )
     return session.scalar(query) or 0
 
