@@ -6,6 +6,9 @@ functions under these names. Messages carry job ids only, serialised as JSON.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from celery import Celery
 from kombu import Exchange, Queue
 
@@ -98,6 +101,17 @@ class JobQueue:
             retry=False,
             time_limit=self.settings.hard_time_limit(time_limit_s),
             priority=PRIORITIES[priority],
+        )
+
+    def send_again(self, job_id: str, queue: str, params: Mapping[str, Any]) -> None:
+        """Publish a stored job once more (reaped, its message lost, or stepped aside for a
+        warm shutdown) as it was first sent: on its `queue`, with the time limit and priority
+        of its stored request `params`."""
+        self.enqueue(
+            job_id,
+            queue=queue,
+            time_limit_s=params.get("time_limit_s"),
+            priority=params.get("priority", "normal"),
         )
 
     def enqueue_sweep_step(self, sweep_id: str, *, queue: str) -> None:

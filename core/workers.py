@@ -1,5 +1,9 @@
 """The workers that ever reported: what each consumes, what it trains on, and whether it is
-alive (its heartbeat) or stopping. Admission and GET /v1/workers read them; workers write them."""
+alive (its heartbeat) or stopping. Admission and GET /v1/workers read them; workers write them.
+
+A worker counts as alive while its heartbeat is younger than `D2L_HEARTBEAT_TIMEOUT_S`, the
+same silence after which the reaper takes its running jobs back: the callers pass that setting
+in as `within_s`, so the two never disagree about a worker."""
 
 from __future__ import annotations
 
@@ -11,8 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.tables import Worker, utcnow
-
-ALIVE_WITHIN = timedelta(seconds=60)  # four missed 15 s heartbeats
 
 
 def register_worker(
@@ -48,7 +50,13 @@ def list_workers(session: Session) -> Sequence[Worker]:
     return session.scalars(select(Worker).order_by(Worker.last_seen.desc())).all()
 
 
-def is_alive(worker: Worker, now: datetime) -> bool:
-    """Running and heard from within ALIVE_WITHIN: the one test of a live worker (the API's
-    list, /metrics and memory admission)."""
-    return worker.stopped_at is None and now - worker.last_seen < ALIVE_WITHIN
+def is_alive(worker: Worker, *, now: datetime, within_s: float) -> bool:
+    """Running and heard from within `within_s` (the heartbeat timeout): the one test of a live
+    worker (the API's list, /metrics and memory admission)."""
+    return worker.stopped_at is None and now - worker.last_seen < timedelta(seconds=within_s)
+
+
+def live_workers(session: Session, *, within_s: float) -> list[Worker]:
+    """The workers running now (`is_alive`), most recently seen first: those a job can go to."""
+    now = utcnow()
+    return [w for w in list_workers(session) if is_alive(w, now=now, within_s=within_s)]

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.artifacts import ArtifactStore
 from core.db import Database
+from core.queue import JobQueue
 from core.settings import Settings
 from migrations.upgrade import upgrade
 from tests.factories import migrated
@@ -36,6 +37,8 @@ class RecordingQueue:
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append((job_id, queue))
+
+    send_again = JobQueue.send_again  # the real one: it reads the stored request, then enqueues
 
     def enqueue_sweep_step(self, sweep_id: str, *, queue: str) -> None:
         if self.fail_with is not None:

@@ -52,7 +52,8 @@ def reap(db: Database, job_queue: JobQueue, *, timeout_s: float, max_attempts: i
                 continue
             requeued.append((job.id, job.queue, job.params))
             log.warning("job %s re-queued: %s", job.id, silent)
-    _publish(job_queue, requeued)  # after the commit: the taker sees "queued"
+    for job_id, queue, params in requeued:  # after the commit: the taker sees "queued"
+        job_queue.send_again(job_id, queue, params)
     return [job_id for job_id, _, _ in requeued]
 
 
@@ -78,7 +79,8 @@ def republish_lost(db: Database, job_queue: JobQueue, *, older_than_s: float) ->
                 resend.append((job.id, job.queue, job.params))
     for job_id, queue, _ in resend:
         log.warning("job %s queued on %s but its message is gone: sent again", job_id, queue)
-    _publish(job_queue, resend)
+    for job_id, queue, params in resend:
+        job_queue.send_again(job_id, queue, params)
     return [job_id for job_id, _, _ in resend]
 
 
@@ -94,13 +96,3 @@ def wake_sweeps(db: Database, job_queue: JobQueue, *, idle_s: float) -> list[str
     for sweep in woken:
         job_queue.enqueue_sweep_step(sweep.id, queue=sweep.queue)
     return [sweep.id for sweep in woken]
-
-
-def _publish(job_queue: JobQueue, jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
-    for job_id, queue, params in jobs:
-        job_queue.enqueue(
-            job_id,
-            queue=queue,
-            time_limit_s=params.get("time_limit_s"),
-            priority=params.get("priority", "normal"),
-        )

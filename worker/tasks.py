@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
@@ -22,16 +21,6 @@ from worker.runner import JobRunner
 from worker.sweep_control import notify_sweep, sweep_step
 
 job_queue = JobQueue(app, settings)
-
-
-def send_again(job_id: str, queue: str, params: dict[str, Any]) -> None:
-    """Publish a job once more (it stepped aside for a warm shutdown), as it was first sent."""
-    job_queue.enqueue(
-        job_id,
-        queue=queue,
-        time_limit_s=params.get("time_limit_s"),
-        priority=params.get("priority", "normal"),
-    )
 
 
 class JobRequest(Request):  # type: ignore[misc]
@@ -82,7 +71,7 @@ def run_job(self: Task, job_id: str) -> None:
         max_attempts=settings.max_attempts,
         job_time_limit_s=settings.job_time_limit_s,
         on_job_end=lambda ended: notify_sweep(database, job_queue, ended),
-        send_again=send_again,
+        send_again=job_queue.send_again,
         data_plan=DataPlan.from_settings(settings),
     )
     try:

@@ -21,21 +21,14 @@ from api.serving import Serving
 from core.errors import InvalidInputError, NotFoundError
 from core.experiments.plots import Curve, curves_png, heatmap_png
 from core.jobs import queries
-from core.jobs.metrics import MetricPoint, read_metrics
+from core.jobs.metrics import MetricKey, MetricPoint, read_metrics
 from core.jobs.views import job_arch
 from core.tables import Job
 
 router = APIRouter(tags=["curves"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
-COURSE_CURVES = (("train", "loss"), ("train", "acc"), ("val", "acc"))
+COURSE_CURVES = (MetricKey("train", "loss"), MetricKey("train", "acc"), MetricKey("val", "acc"))
 MAX_RUNS = 20
-
-
-def split_metric(metric: str) -> tuple[str, str]:
-    split, _, name = metric.partition("_")
-    if not name:
-        raise InvalidInputError(f"metric must look like split_name, e.g. val_acc; got {metric!r}")
-    return split, name
 
 
 def fold_curves(points: list[MetricPoint], name: str) -> tuple[dict[str, Curve], str]:
@@ -63,8 +56,8 @@ def job_chart(job: Job, points: list[MetricPoint]) -> bytes:
             faint=[label for label in curves if label != "mean"],
         )
     course = {
-        f"{split} {name}": [(p.epoch, p.value) for p in points if p.key == f"{split}_{name}"]
-        for split, name in COURSE_CURVES
+        f"{key.split} {key.name}": [(p.epoch, p.value) for p in points if p.key == key]
+        for key in COURSE_CURVES
     }
     title = f"{job_arch(job.params)} on {job.params['dataset']['name']} ({job.status})"
     return curves_png({label: line for label, line in course.items() if line}, title=title)
@@ -73,7 +66,7 @@ def job_chart(job: Job, points: list[MetricPoint]) -> bytes:
 def job_and_metrics(session: Session, *, job_id: str) -> tuple[Job, list[MetricPoint]]:
     """The job and the rows its chart draws (not its per-layer diagnostics)."""
     job = queries.get_job(session, job_id=job_id)
-    names = [] if job.kind == "kfold" else [f"{split}_{name}" for split, name in COURSE_CURVES]
+    names = [] if job.kind == "kfold" else [key.flat for key in COURSE_CURVES]
     return job, read_metrics(session, job_id=job_id, names=names)
 
 
@@ -107,7 +100,7 @@ def runs_chart(
     curves: dict[str, Curve] = {}
     for run, points in runs:
         for metric in metrics:
-            line = [(point.epoch, point.value) for point in points if point.key == metric]
+            line = [(point.epoch, point.value) for point in points if point.key.flat == metric]
             if line:
                 curves[run if len(metrics) == 1 else f"{run} {metric}"] = line
     if not curves:
@@ -139,7 +132,7 @@ async def experiment_curves(
             f"(D2L_QUERY_MAX_VALUES); got {len(metrics)}"
         )
     for item in metrics:
-        split_metric(item)
+        MetricKey.parse(item)  # refuses what is not split_name
     runs = await database(partial(experiment_runs, name=name, metrics=metrics))
     png = await cpu.run(runs_chart, runs, name=name, metrics=metrics, yscale=yscale)
     return Response(content=png, media_type="image/png")

@@ -5,7 +5,8 @@
 - `d2l_jobs` by status (with auth on, of the scraping token's owner only), `d2l_queue_depth` by
   queue (messages waiting in the broker, every priority's, where that is cheap to ask: the
   embedded filesystem broker or Redis), read from the database and broker at scrape time;
-- `d2l_worker_last_seen_timestamp_seconds` and `d2l_worker_up` (heartbeat fresher than 60 s);
+- `d2l_worker_last_seen_timestamp_seconds` and `d2l_worker_up` (heartbeat fresher than
+  `D2L_HEARTBEAT_TIMEOUT_S`);
 - `d2l_predict_batch_samples`, `d2l_predict_batch_requests` and `d2l_predict_forward_seconds`:
   each batched forward pass of the predict path (how well micro-batching gathers requests).
 
@@ -86,9 +87,10 @@ class RequestMetrics:
 class ServiceCollector(Collector):
     """Queues and workers, read when Prometheus scrapes (nothing kept in memory)."""
 
-    def __init__(self, db: Database, job_queue: JobQueue) -> None:
+    def __init__(self, db: Database, job_queue: JobQueue, *, alive_within_s: float) -> None:
         self.db = db
         self.job_queue = job_queue
+        self.alive_within_s = alive_within_s  # the heartbeat timeout
 
     def collect(self) -> Iterator[Any]:
         seen = GaugeMetricFamily(
@@ -98,7 +100,7 @@ class ServiceCollector(Collector):
         now = utcnow()
         with self.db.sessions() as session:
             for worker in list_workers(session):
-                alive = is_alive(worker, now)
+                alive = is_alive(worker, now=now, within_s=self.alive_within_s)
                 seen.add_metric([worker.hostname], worker.last_seen.timestamp())
                 up.add_metric([worker.hostname], 1.0 if alive else 0.0)
         yield from (seen, up)
@@ -165,7 +167,8 @@ def install_metrics(app: FastAPI, *, db: Database, job_queue: JobQueue) -> None:
     """Give `app` its registry, the request middleware, the scrape-time collector, and the
     predict path's batch observer."""
     registry = CollectorRegistry()
-    registry.register(ServiceCollector(db, job_queue))
+    alive_within_s = app.state.settings.heartbeat_timeout_s
+    registry.register(ServiceCollector(db, job_queue, alive_within_s=alive_within_s))
     app.state.serving.observe_batch = PredictMetrics(registry).observe
     app.state.metrics_registry = registry
     app.add_middleware(RequestMetrics, registry=registry)

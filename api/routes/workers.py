@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import SessionDep, SessionRoute
+from api.deps import SessionDep, SessionRoute, SettingsDep
 from core import workers
 from core.tables import utcnow
 
@@ -26,12 +26,14 @@ class WorkerOut(BaseModel):
 
 
 @router.get("", summary="Workers with their queues and devices (GPU model and memory)")
-def list_workers(session: SessionDep) -> list[WorkerOut]:
+def list_workers(session: SessionDep, settings: SettingsDep) -> list[WorkerOut]:
+    """Every worker that ever reported; `alive` while its heartbeat is younger than
+    D2L_HEARTBEAT_TIMEOUT_S (after that the reaper takes its jobs back)."""
     now = utcnow()
     return [
         WorkerOut(
             hostname=worker.hostname,
-            alive=workers.is_alive(worker, now),
+            alive=workers.is_alive(worker, now=now, within_s=settings.heartbeat_timeout_s),
             queues=worker.queues,
             devices=worker.devices,
             started_at=worker.started_at,

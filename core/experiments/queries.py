@@ -13,9 +13,9 @@ from typing import Any, get_args
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import NotFoundError
 from core.experiments.schemas import BestRun, Comparison, ExperimentSummary, Goal, RunRow
-from core.jobs.metrics import LAYER_SPLIT
+from core.jobs.metrics import LAYER_SPLIT, MetricKey
 from core.jobs.schemas import JobStatus
 from core.jobs.views import job_arch, job_model_config
 from core.registry.queries import model_ids_for_jobs
@@ -41,12 +41,6 @@ def goal_for(metric: str, goal: Goal | None) -> Goal:
     if goal is not None:
         return goal
     return "min" if metric.endswith(LOWER_IS_BETTER) else "max"
-
-
-def check_metric(metric: str) -> str:
-    if not metric or "_" not in metric.strip("_"):
-        raise InvalidInputError(f"metric must look like split_name, e.g. val_acc; got {metric!r}")
-    return metric
 
 
 def get_experiment(session: Session, *, name: str) -> Experiment:
@@ -99,7 +93,7 @@ def final_metrics(session: Session, *, job_ids: Sequence[str]) -> dict[str, dict
     )
     finals: dict[str, dict[str, float]] = defaultdict(dict)
     for job_id, split, name, value in rows:
-        finals[job_id][f"{split}_{name}"] = value
+        finals[job_id][MetricKey(split, name).flat] = value
     return finals
 
 
@@ -155,7 +149,8 @@ def experiment_summary(
 ) -> ExperimentSummary:
     """Status counts and the best succeeded run (of the newest `limit`) by `metric`."""
     experiment = get_experiment(session, name=name)
-    goal = goal_for(check_metric(metric), goal)
+    MetricKey.parse(metric)  # refuses what is not split_name
+    goal = goal_for(metric, goal)
     counts = status_counts(session, experiment_id=experiment.id)
     jobs = [
         job
@@ -200,7 +195,8 @@ def compare(
 ) -> Comparison:
     """The newest `limit` runs side by side, best `metric` first, runs without it last."""
     experiment = get_experiment(session, name=name)
-    goal = goal_for(check_metric(metric), goal)
+    MetricKey.parse(metric)  # refuses what is not split_name
+    goal = goal_for(metric, goal)
     jobs = experiment_jobs(session, experiment_id=experiment.id, limit=limit)
     job_ids = [job.id for job in jobs]
     finals = final_metrics(session, job_ids=job_ids)

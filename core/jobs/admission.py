@@ -20,8 +20,7 @@ from core.errors import InvalidInputError
 from core.jobs.memory_estimate import GIB, DataFootprint, DeviceKind, TrainingMemory, estimate
 from core.jobs.schemas import JobCreate
 from core.queue import queue_for
-from core.tables import Worker, utcnow
-from core.workers import is_alive
+from core.tables import Worker
 
 
 @dataclass(frozen=True)
@@ -56,10 +55,10 @@ def capacity(worker: Worker, device: str) -> Capacity | None:
     return Capacity(worker=worker.hostname, kind="gpu", bytes=smallest, devices=len(chosen))
 
 
-def live_takers(spec: JobCreate, workers: Sequence[Worker]) -> list[Worker]:
-    """The workers alive now that consume the queue the job goes to."""
-    now, queue = utcnow(), queue_for(wants_gpu=spec.wants_gpu)
-    return [w for w in workers if is_alive(w, now) and queue in w.queues]
+def takers(spec: JobCreate, workers: Sequence[Worker]) -> list[Worker]:
+    """The workers that consume the queue the job goes to."""
+    queue = queue_for(wants_gpu=spec.wants_gpu)
+    return [w for w in workers if queue in w.queues]
 
 
 def check_fits_a_worker(
@@ -69,14 +68,15 @@ def check_fits_a_worker(
     *,
     data: DataFootprint | None = None,
 ) -> None:
-    """Refuse (422) a job that no live worker taking it could hold; say nothing when none is
-    known. `data` is the job's dataset as the workers would hold it."""
+    """Refuse (422) a job that none of the live `workers` (`core.workers.live_workers`) taking
+    it could hold; say nothing when none is known. `data` is the job's dataset as the workers
+    would hold it."""
     if models.get_architecture(spec.model.arch).task == "regression":
         return  # attention pooling: no layers to dry-run; its memory is its n x n weights
     data = data or DataFootprint()
     needs: dict[tuple[DeviceKind, int], TrainingMemory] = {}
     best: tuple[Capacity, TrainingMemory] | None = None
-    for worker in live_takers(spec, workers):
+    for worker in takers(spec, workers):
         offer = capacity(worker, spec.device)
         if offer is None:
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,8 +21,35 @@ from core.errors import InvalidInputError
 from core.jobs.queries import get_job
 from core.tables import Metric
 
-MetricKey = tuple[str, str]  # (split, name)
 LAYER_SPLIT = "layers"  # per-layer diagnostics: many rows, left out of job summaries
+SEPARATOR = "_"  # between split and name in a flat metric name
+
+
+class MetricKey(NamedTuple):
+    """One series of a job's metrics: the split it was measured on (`train`, `val`, `layers`, a
+    k-fold run's `c0/f2/val`) and its name (`acc`, `grad_norm`, `weight_norm:net.0.weight`).
+
+    The engine reports and the database stores the two apart; HTTP, charts and job summaries
+    spell them flat, `split_name` (`val_acc`, `c0/f2/val_acc`, `train_grad_norm`). A split never
+    holds "_" and a name may, so a flat name splits at its first "_". A plain (split, name)
+    tuple compares (and hashes) equal, so engine code may keep writing tuples."""
+
+    split: str
+    name: str
+
+    @property
+    def flat(self) -> str:
+        """`split_name`, as HTTP, charts and job summaries spell it."""
+        return f"{self.split}{SEPARATOR}{self.name}"
+
+    @classmethod
+    def parse(cls, flat: str) -> MetricKey:
+        """`val_acc` -> ("val", "acc"), `train_grad_norm` -> ("train", "grad_norm");
+        InvalidInputError for what is not `split_name` (no "_", or nothing on one side)."""
+        split, _, name = flat.partition(SEPARATOR)
+        if not split or not name:
+            raise InvalidInputError(f"metric must look like split_name, e.g. val_acc; got {flat!r}")
+        return cls(split, name)
 
 
 def record_epoch(
@@ -31,10 +58,11 @@ def record_epoch(
     job_id: str,
     epoch: int,
     step: int,
-    values: Mapping[MetricKey, float],
+    values: Mapping[tuple[str, str], float],
     progress: int | None = None,
 ) -> None:
-    """Upsert one epoch's metrics (a re-run epoch leaves one row each) and advance progress
+    """Upsert one epoch's metrics, keyed (split, name) as the engine reports them (a re-run
+    epoch leaves one row each), and advance progress
     (`progress`: epochs done in all, where a job trains several nets, as k-fold does)."""
     rows = [
         {
@@ -76,7 +104,7 @@ def latest_metrics(session: Session, *, job_id: str) -> dict[str, float]:
             Metric.job_id == job_id, Metric.epoch == newest, Metric.split != LAYER_SPLIT
         )
     )
-    return {f"{row.split}_{row.name}": row.value for row in rows}
+    return {MetricKey(row.split, row.name).flat: row.value for row in rows}
 
 
 @dataclass(frozen=True)
@@ -91,9 +119,9 @@ class MetricPoint:
     value: float
 
     @property
-    def key(self) -> str:
-        """`split_name` as job summaries spell it (`val_acc`, `c0/f1/train_loss`)."""
-        return f"{self.split}_{self.name}"
+    def key(self) -> MetricKey:
+        """The series it belongs to; `key.flat` as job summaries spell it (`c0/f1/train_loss`)."""
+        return MetricKey(self.split, self.name)
 
 
 def _points(rows: Iterable[Any]) -> list[MetricPoint]:
@@ -115,7 +143,7 @@ def read_metrics(
     query = select(*COLUMNS).where(Metric.job_id == job_id)
     if names:
         query = query.where(
-            or_(Metric.name.in_(names), (Metric.split + "_" + Metric.name).in_(names))
+            or_(Metric.name.in_(names), (Metric.split + SEPARATOR + Metric.name).in_(names))
         )
     points = _points(session.execute(query.order_by(Metric.epoch, Metric.split, Metric.name)))
     if max_points is None:
@@ -126,9 +154,9 @@ def read_metrics(
 def downsample(points: Sequence[MetricPoint], *, max_points: int) -> list[MetricPoint]:
     """At most `max_points` per series, evenly spread, always keeping the first and last point
     (a curve's start and end are what a reader compares). Order is preserved."""
-    series: dict[tuple[str, str], list[int]] = defaultdict(list)
+    series: dict[MetricKey, list[int]] = defaultdict(list)
     for index, point in enumerate(points):
-        series[(point.split, point.name)].append(index)
+        series[point.key].append(index)
     keep: set[int] = set()
     for indices in series.values():
         if len(indices) <= max_points:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from core.datasets import get_dataset
 from core.db import Database
 from core.jobs.memory_estimate import GIB, DataFootprint, estimate
 from core.settings import Settings
+from core.tables import Worker, utcnow
 from core.workers import register_worker
 from tests.conftest import RecordingQueue
 from tests.factories import job_spec, migrated
@@ -82,6 +84,21 @@ def test_a_worker_running_two_jobs_at_once_offers_each_half_its_memory(
     answer = client.post("/v1/jobs", json=body)
     assert answer.status_code == 422
     assert "batch_size (about" in answer.json()["detail"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="until api/routes/jobs.py check_submission passes workers.live_workers(session, "
+    "within_s=settings.heartbeat_timeout_s) (issue 18); then drop this mark",
+)
+def test_a_worker_silent_past_the_heartbeat_timeout_is_not_asked(
+    client: TestClient, sqlite_db: Database, settings: Settings
+) -> None:
+    register(sqlite_db, "cpu1@test", cpu_bytes=16 * GIB)  # too small for VGG at 1024
+    with sqlite_db.transaction() as session:
+        silent = timedelta(seconds=settings.heartbeat_timeout_s + 1)
+        session.get(Worker, "cpu1@test").last_seen = utcnow() - silent  # type: ignore[union-attr]
+    assert client.post("/v1/jobs", json=VGG_1024).status_code == 202  # no live worker known
 
 
 @contextmanager

@@ -1,10 +1,14 @@
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
+from api.app import create_app
 from core.db import Database
+from core.settings import Settings
 from core.tables import Worker, utcnow
-from core.workers import register_worker, touch_worker
+from core.workers import live_workers, register_worker, touch_worker
+from tests.factories import migrated
 
 DEVICES = [{"name": "cuda:0", "type": "cuda", "model": "H100", "memory_bytes": 80 * 2**30}]
 
@@ -24,3 +28,31 @@ def test_workers_are_listed_with_their_devices_and_liveness(
     assert workers["gpu1@a"]["queues"] == ["gpu", "cpu"]
     assert not workers["cpu1@b"]["alive"] and workers["cpu1@b"]["stopped_at"] is not None
     assert not workers["old@c"]["alive"]  # heartbeat went quiet
+
+
+def test_a_worker_is_alive_for_the_heartbeat_timeout_and_no_longer(settings: Settings) -> None:
+    """The list, /metrics and admission (`live_workers`) take D2L_HEARTBEAT_TIMEOUT_S, the
+    silence after which the reaper takes a worker's jobs back: one second either side of it."""
+    config = settings.model_copy(update={"heartbeat_timeout_s": 5.0})
+    db = migrated(config)
+    with db.transaction() as session:
+        for hostname in ("inside@a", "outside@b"):
+            register_worker(session, hostname=hostname, queues=["cpu"], devices=[])
+    with db.transaction() as session:
+        now = utcnow()
+        session.get(Worker, "inside@a").last_seen = now - timedelta(seconds=4)  # type: ignore[union-attr]
+        session.get(Worker, "outside@b").last_seen = now - timedelta(seconds=6)  # type: ignore[union-attr]
+    with db.sessions() as session:
+        assert [w.hostname for w in live_workers(session, within_s=5.0)] == ["inside@a"]
+    db.engine.dispose()
+    with TestClient(create_app(config)) as client:
+        listed = {w["hostname"]: w["alive"] for w in client.get("/v1/workers").json()}
+        scraped = client.get("/metrics").text
+    assert listed == {"inside@a": True, "outside@b": False}
+    up = {
+        sample.labels["worker"]: sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "d2l_worker_up"
+    }
+    assert up == {"inside@a": 1.0, "outside@b": 0.0}

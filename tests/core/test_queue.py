@@ -27,6 +27,22 @@ def test_a_job_is_sent_by_task_name_with_its_hard_time_limit(
     assert [options["priority"] for _, options in sent] == [0, 3]  # Redis takes 0 first
 
 
+def test_a_stored_job_is_sent_again_with_its_own_time_limit_and_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(data_dir=tmp_path, job_time_limit_s=3600, time_limit_grace_s=60)
+    app = make_celery(settings)
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(app, "send_task", lambda name, **options: sent.append(options))
+    queue = JobQueue(app, settings)
+    queue.send_again("a" * 32, "gpu", {"time_limit_s": 120, "priority": "low", "model": {}})
+    queue.send_again("b" * 32, "cpu", {"model": {}})  # a request that left both out
+    assert [(o["args"], o["queue"], o["time_limit"], o["priority"]) for o in sent] == [
+        (["a" * 32], "gpu", 180, 6),
+        (["b" * 32], "cpu", 3660, 3),
+    ]
+
+
 def test_redis_messages_stay_invisible_longer_than_a_job_may_run(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/0", broker_visibility_timeout_s=9e5

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.db import Database
+from core.errors import InvalidInputError
 from core.experiments import queries as experiment_queries
 from core.jobs import metrics
-from core.jobs.metrics import metrics_after, read_metrics
+from core.jobs.metrics import MetricKey, metrics_after, read_metrics
 from tests.factories import add_job
 
 
 def record(db: Database, job_id: str, epoch: int, values: dict[tuple[str, str], float]) -> None:
     with db.transaction() as session:
         metrics.record_epoch(session, job_id=job_id, epoch=epoch, step=epoch * 10, values=values)
+
+
+@pytest.mark.parametrize(
+    ("flat", "key"),
+    [
+        ("val_acc", ("val", "acc")),
+        ("train_grad_norm", ("train", "grad_norm")),  # a name may hold "_", a split never
+        ("c0/f2/val_acc", ("c0/f2/val", "acc")),
+        ("layers_grad_norm:net.0.weight", ("layers", "grad_norm:net.0.weight")),
+    ],
+)
+def test_a_flat_metric_name_splits_at_its_first_underscore(flat: str, key: tuple[str, str]) -> None:
+    parsed = MetricKey.parse(flat)
+    assert parsed == key and hash(parsed) == hash(key)  # a plain tuple finds it in a dict
+    assert parsed.flat == flat and MetricKey(*key).flat == flat
+
+
+@pytest.mark.parametrize("flat", ["acc", "val_", "_acc", ""])
+def test_what_is_not_split_name_is_refused(flat: str) -> None:
+    with pytest.raises(InvalidInputError, match="split_name"):
+        MetricKey.parse(flat)
 
 
 def test_new_rows_come_in_commit_order_and_a_rerun_epoch_adds_none(db: Database) -> None:
@@ -21,7 +45,7 @@ def test_new_rows_come_in_commit_order_and_a_rerun_epoch_adds_none(db: Database)
     record(db, job_id, 2, {("train", "loss"): 0.7, ("val", "acc"): 0.6})
     with db.sessions() as session:
         first = metrics_after(session, job_id=job_id, after_id=0)
-    assert [(p.epoch, p.key) for p in first] == [
+    assert [(p.epoch, p.key.flat) for p in first] == [
         (1, "train_loss"),
         (1, "val_acc"),
         (2, "train_loss"),
@@ -31,7 +55,7 @@ def test_new_rows_come_in_commit_order_and_a_rerun_epoch_adds_none(db: Database)
     record(db, job_id, 3, {("train", "loss"): 0.5})
     with db.sessions() as session:
         later = metrics_after(session, job_id=job_id, after_id=first[-1].id)
-    assert [(p.epoch, p.key) for p in later] == [(3, "train_loss")]
+    assert [(p.epoch, p.key.flat) for p in later] == [(3, "train_loss")]
 
 
 def test_names_match_split_name_or_bare_name(db: Database) -> None:
@@ -51,8 +75,8 @@ def test_names_match_split_name_or_bare_name(db: Database) -> None:
     with db.sessions() as session:
         keyed = read_metrics(session, job_id=job_id, names=["val_acc", "grad_norm"])
         bare = read_metrics(session, job_id=job_id, names=["acc"], max_points=3)
-    assert {p.key for p in keyed} == {"val_acc", "train_grad_norm"} and len(keyed) == 20
-    assert [(p.key, p.epoch) for p in bare] == [
+    assert {p.key.flat for p in keyed} == {"val_acc", "train_grad_norm"} and len(keyed) == 20
+    assert [(p.key.flat, p.epoch) for p in bare] == [
         ("train_acc", 1),
         ("val_acc", 1),
         ("train_acc", 5),
