@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.artifacts import BaseArtifactStore
 from core.db import Database
 from core.jobs import metrics, queries
-from core.jobs.metrics import LAYER_SPLIT
+from core.jobs.metrics import LAYER_SPLIT, MetricKey
 from worker.training_state import Callbacks, EpochReport
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def recording_callbacks(
             )
         )
         summary = ", ".join(
-            f"{split}_{name}={value:.4g}"
+            f"{MetricKey(split, name).flat}={value:.4g}"
             for (split, name), value in report.metrics.items()
             if split != LAYER_SPLIT
         )

@@ -3,9 +3,7 @@ a k-fold job's folds with their mean, and an experiment's runs overlaid."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from functools import partial
-from statistics import fmean
 from typing import Annotated, Any, Literal
 
 import torch
@@ -21,52 +19,32 @@ from api.serving import Serving
 from core.errors import InvalidInputError, NotFoundError
 from core.experiments.plots import Curve, curves_png, heatmap_png
 from core.jobs import queries
+from core.jobs.kinds import get_kind, load_stored
 from core.jobs.metrics import MetricKey, MetricPoint, read_metrics
-from core.jobs.views import job_arch
+from core.jobs.views import request_summary
 from core.tables import Job
 
 router = APIRouter(tags=["curves"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
-COURSE_CURVES = (MetricKey("train", "loss"), MetricKey("train", "acc"), MetricKey("val", "acc"))
 MAX_RUNS = 20
 
 
-def fold_curves(points: list[MetricPoint], name: str) -> tuple[dict[str, Curve], str]:
-    """Held-out curves of each fold of the first candidate that has them, plus their mean."""
-    by_fold: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for point in points:
-        parts = point.split.split("/")
-        if len(parts) == 3 and parts[0] == "c0" and parts[2] == "val" and point.name == name:
-            by_fold[f"fold {parts[1][1:]}"].append((point.epoch, point.value))
-    epochs = sorted({epoch for line in by_fold.values() for epoch, _ in line})
-    mean = [(e, fmean(v for line in by_fold.values() for ep, v in line if ep == e)) for e in epochs]
-    return {**dict(sorted(by_fold.items())), "mean": mean}, f"val {name}"
-
-
 def job_chart(job: Job, points: list[MetricPoint]) -> bytes:
-    """A job's chart: the course's three curves, or a k-fold job's folds and their mean."""
-    if job.kind == "kfold":
-        name = "acc" if any(point.name == "acc" for point in points) else "loss"
-        curves, ylabel = fold_curves(points, name)
-        return curves_png(
-            curves,
-            title=f"{job.params['model']['arch']} k-fold: first candidate's folds",
-            ylabel=ylabel,
-            emphasis=["mean"],
-            faint=[label for label in curves if label != "mean"],
-        )
-    course = {
-        f"{key.split} {key.name}": [(p.epoch, p.value) for p in points if p.key == key]
-        for key in COURSE_CURVES
-    }
-    title = f"{job_arch(job.params)} on {job.params['dataset']['name']} ({job.status})"
-    return curves_png({label: line for label, line in course.items() if line}, title=title)
+    """A job's chart, as its kind's card draws it (a k-fold job: its folds and their mean)."""
+    chart = get_kind(job.kind).chart(load_stored(job.params), job.status, points)
+    return curves_png(
+        chart.curves,
+        title=chart.title,
+        ylabel=chart.ylabel,
+        emphasis=chart.emphasis,
+        faint=chart.faint,
+    )
 
 
 def job_and_metrics(session: Session, *, job_id: str) -> tuple[Job, list[MetricPoint]]:
     """The job and the rows its chart draws (not its per-layer diagnostics)."""
     job = queries.get_job(session, job_id=job_id)
-    names = [] if job.kind == "kfold" else [key.flat for key in COURSE_CURVES]
+    names = get_kind(job.kind).chart_metrics()
     return job, read_metrics(session, job_id=job_id, names=names)
 
 
@@ -87,10 +65,11 @@ def experiment_runs(
         raise NotFoundError(f"experiment {name!r} has no jobs")
     return [
         (
-            f"{job.id[:8]} {job.params.get('recipe') or job_arch(job.params)}",
+            f"{job.id[:8]} {summary.recipe or summary.arch}",
             read_metrics(session, job_id=job.id, names=metrics),
         )
         for job in jobs
+        for summary in [request_summary(job.params)]
     ]
 
 

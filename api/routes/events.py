@@ -33,7 +33,7 @@ from core.auth.ownership import scope_to_owner
 from core.db import Database
 from core.errors import ServiceError
 from core.jobs import queries
-from core.jobs.metrics import LAYER_SPLIT, MetricPoint, metrics_after
+from core.jobs.metrics import LAYER_SPLIT, MetricKey, MetricPoint, metrics_after
 from core.jobs.schemas import FINISHED_STATUSES
 from core.registry import queries as registry
 from core.tables import Job, utcnow
@@ -84,7 +84,7 @@ def metric_events(points: Iterable[MetricPoint]) -> list[Event]:
             data = {"epoch": point.epoch, "step": point.step, "run": run or None, "metrics": values}
             events.append(Event("metrics", data))
         if split != LAYER_SPLIT:
-            values[f"{split}_{point.name}"] = point.value
+            values[MetricKey(split, point.name).flat] = point.value
         events[-1] = Event("metrics", events[-1].data, id=str(point.id))  # id: the group's last row
     return events
 

@@ -17,7 +17,7 @@ from core.errors import NotFoundError
 from core.experiments.schemas import BestRun, Comparison, ExperimentSummary, Goal, RunRow
 from core.jobs.metrics import LAYER_SPLIT, MetricKey
 from core.jobs.schemas import JobStatus
-from core.jobs.views import job_arch, job_model_config
+from core.jobs.views import request_summary
 from core.registry.queries import model_ids_for_jobs
 from core.tables import Experiment, Job, Metric, utcnow
 
@@ -173,7 +173,7 @@ def experiment_summary(
         else BestRun(
             job_id=best.id,
             value=values[best.id],  # type: ignore[arg-type]
-            arch=job_arch(best.params),
+            arch=request_summary(best.params).arch,
             model_id=model_ids_for_jobs(session, job_ids=[best.id]).get(best.id),
             finished_at=best.finished_at,
         ),
@@ -227,17 +227,18 @@ def run_row(
         {key: job.params.get(key) for key in ("kind", "model", "dataset", "hyperparameters")}
     )
     parameters = result.get("parameters")
+    summary = request_summary(job.params)
     return RunRow(
         job_id=job.id,
         status=job.status,
         kind=job.kind,
-        arch=job_arch(job.params),
-        dataset=job.params["dataset"]["name"],
+        arch=summary.arch,
+        dataset=summary.dataset,
         value=value,
         rank=rank,
         settings={path: flat.get(path) for path in varying},
-        hyperparameters=job.params.get("hyperparameters", {}),
-        config=job_model_config(job.params),
+        hyperparameters=summary.hyperparameters,
+        config=summary.config,
         final=final,
         test={
             key: float(value)

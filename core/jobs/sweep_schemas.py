@@ -28,6 +28,7 @@ from pydantic import (
 from core.bodies import Frozen, Int, whole
 from core.errors import InvalidInputError
 from core.jobs.hyperparameters import MAX_SEED, Hyperparameters
+from core.jobs.metrics import MetricKey
 
 # Where a sampled value may be written: training knobs, the net and its options, fine-tuning.
 SPACE_ROOTS = ("hyperparameters.", "model.", "finetune.")
@@ -201,10 +202,9 @@ class SweepSettings(Frozen):
         return not self.metric.endswith("loss")
 
     @property
-    def metric_key(self) -> tuple[str, str]:
+    def metric_key(self) -> MetricKey:
         """(split, name) of the metric rows that score a trial, e.g. ("val", "acc")."""
-        split, name = self.metric.split("_", 1)
-        return split, name
+        return MetricKey.parse(self.metric)
 
     @property
     def space_values(self) -> int:

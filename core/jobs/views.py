@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core.jobs.kinds import get_kind, load_stored
+from core.jobs.kinds.card import RequestSummary
 from core.jobs.schemas import JobStatus
 from core.recipes import BookComparison
 
@@ -79,14 +81,8 @@ class CheckpointOut(BaseModel):
     created_at: datetime
 
 
-def job_arch(params: dict[str, Any]) -> str:
-    """What a stored job request trains: its architecture; a predict job names a trained model
-    (id or alias) instead (core/jobs/predict_jobs.py)."""
-    model = params["model"]
-    return str(model["arch"]) if isinstance(model, dict) else f"model {model}"
-
-
-def job_model_config(params: dict[str, Any]) -> dict[str, Any]:
-    """The builder options a stored job request gives (none for a predict job)."""
-    model = params["model"]
-    return dict(model.get("config", {})) if isinstance(model, dict) else {}
+def request_summary(params: dict[str, Any]) -> RequestSummary:
+    """What a stored job's body names (its architecture, options, dataset, hyperparameters,
+    recipe), read through its kind's card: the one reader of a stored body for listings."""
+    spec = load_stored(params)
+    return get_kind(spec.kind).summary(spec)

@@ -86,11 +86,6 @@ def test_a_worker_running_two_jobs_at_once_offers_each_half_its_memory(
     assert "batch_size (about" in answer.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="until api/routes/jobs.py check_submission passes workers.live_workers(session, "
-    "within_s=settings.heartbeat_timeout_s) (issue 18); then drop this mark",
-)
 def test_a_worker_silent_past_the_heartbeat_timeout_is_not_asked(
     client: TestClient, sqlite_db: Database, settings: Settings
 ) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.errors import InvalidInputError
+from core.jobs.metrics import MetricKey, MetricPoint
 from core.jobs.queries import request_cancel
 
 if TYPE_CHECKING:
@@ -16,6 +18,33 @@ if TYPE_CHECKING:
     from core.queue import JobQueue
     from core.settings import Settings
     from core.tables import Job
+
+
+#: The course's chart of a training run (train loss, train accuracy, validation accuracy).
+COURSE_CURVES = (MetricKey("train", "loss"), MetricKey("train", "acc"), MetricKey("val", "acc"))
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """What listings and charts show of a stored job's body, whatever its kind."""
+
+    arch: str  # the architecture it builds; a predict job's `model <id or alias>`
+    config: dict[str, Any]  # the builder's options as given (none for a predict job)
+    dataset: str
+    hyperparameters: dict[str, Any]
+    recipe: str | None = None
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A job's learning-curve chart: labelled lines of (epoch, value), drawn by
+    core/experiments/plots.py."""
+
+    curves: dict[str, list[tuple[int, float]]]
+    title: str
+    ylabel: str = ""
+    emphasis: tuple[str, ...] = ()
+    faint: tuple[str, ...] = ()
 
 
 class KindCard:
@@ -65,8 +94,9 @@ class KindCard:
         return int(spec.hyperparameters.epochs)
 
     def describe(self, spec: Any) -> str:
-        """What the job runs, for the log."""
-        return f"{spec.model.arch} on {spec.dataset.name}"
+        """What the job runs, for the log: `lenet on digits`, `model ab12 on digits`."""
+        summary = self.summary(spec)
+        return f"{summary.arch} on {summary.dataset}"
 
     def enqueue(self, job_queue: JobQueue, job_id: str, spec: Any, *, queue: str) -> None:
         """Send the stored job to the workers."""
@@ -83,6 +113,26 @@ class KindCard:
     def out_of_memory_advice(self, spec: Any, device: torch.device) -> str:
         """What to change when a batch did not fit on the GPU."""
         return f"GPU out of memory on {device}: try a smaller batch_size"
+
+    def summary(self, spec: Any) -> RequestSummary:
+        """What listings and charts show of the body."""
+        raise NotImplementedError
+
+    def chart_metrics(self) -> list[str]:
+        """The metric rows its chart reads (flat names; empty: every row)."""
+        return [key.flat for key in COURSE_CURVES]
+
+    def chart(self, spec: Any, status: str, points: list[MetricPoint]) -> Chart:
+        """The course's three curves, from the rows `chart_metrics` names."""
+        course = {
+            f"{key.split} {key.name}": [(p.epoch, p.value) for p in points if p.key == key]
+            for key in COURSE_CURVES
+        }
+        summary = self.summary(spec)
+        return Chart(
+            {label: line for label, line in course.items() if line},
+            title=f"{summary.arch} on {summary.dataset} ({status})",
+        )
 
     def trained_specs(self, spec: Any) -> list[tuple[str, Any]]:
         """(what, spec) of each different net the job may train, counted against the size

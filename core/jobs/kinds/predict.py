@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from core.datasets import check_available, get_dataset
 from core.errors import InvalidInputError, NotFoundError
 from core.jobs.kind_registry import register_kind
-from core.jobs.kinds.card import KindCard, check_time_limit
+from core.jobs.kinds.card import KindCard, RequestSummary, check_time_limit
 from core.jobs.predict_jobs import PredictJobCreate
 from core.jobs.references import ResolvedSource, check_model_reference
 from core.registry.queries import resolve_model
@@ -59,9 +59,11 @@ class Predict(KindCard):
         )
         return []
 
+    def summary(self, spec: PredictJobCreate) -> RequestSummary:
+        return RequestSummary(
+            arch=f"model {spec.model}", config={}, dataset=spec.dataset.name, hyperparameters={}
+        )
+
     def planned_epochs(self, spec: PredictJobCreate) -> int:
         """Progress reads 0 of 1 until the predictions are written, then 1 of 1."""
         return 1
-
-    def describe(self, spec: PredictJobCreate) -> str:
-        return f"model {spec.model} on {spec.dataset.name}"

@@ -13,7 +13,7 @@ from core.errors import InvalidInputError
 from core.jobs.admission import check_fits_a_worker
 from core.jobs.finetune import check_compatible
 from core.jobs.kind_registry import kinds_of
-from core.jobs.kinds.card import KindCard, check_time_limit
+from core.jobs.kinds.card import KindCard, RequestSummary, check_time_limit
 from core.jobs.memory_estimate import data_footprint
 from core.jobs.model_size import check_model_size
 from core.jobs.references import BASE_SOURCE, ResolvedSource, resolve_sources
@@ -70,7 +70,8 @@ class TrainingKind(KindCard):
             self.trained_specs(spec), info, max_parameters=settings.max_model_parameters
         )
         footprint = data_footprint(info.raw_bytes(root), settings)
-        check_fits_a_worker(spec, info, workers.list_workers(session), data=footprint)
+        live = workers.live_workers(session, within_s=settings.heartbeat_timeout_s)
+        check_fits_a_worker(spec, info, live, data=footprint)
         for source in sources:
             try:
                 check_compatible(source.spec, source.weights, in_channels=info.in_channels)
@@ -79,6 +80,15 @@ class TrainingKind(KindCard):
                     raise
                 raise InvalidInputError(f"{source.where}: {error}") from None
         return spec
+
+    def summary(self, spec: JobCreate) -> RequestSummary:
+        return RequestSummary(
+            arch=spec.model.arch,
+            config=dict(spec.model.config),
+            dataset=spec.dataset.name,
+            hyperparameters=spec.hyperparameters.model_dump(mode="json"),
+            recipe=spec.recipe,
+        )
 
     def weight_sources(self, spec: JobCreate) -> list[tuple[str, JobCreate]]:
         """(where, spec) of each job or trial that starts from stored weights."""
