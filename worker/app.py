@@ -25,10 +25,13 @@ from core.jobs import queries
 from core.leftovers import sweep_leftovers
 from core.queue import JobQueue, make_celery
 from core.settings import get_settings
+from worker.devices import inventory
+from worker.reaper import reap, republish_lost, wake_sweeps
 
 settings = get_settings()
 settings.ensure_dirs()
 app = make_celery(settings)
+app.conf.include = ["worker.tasks"]  # imported by the worker at start: they register on `app`
 database = Database(settings.database_url)
 
 
@@ -61,8 +64,6 @@ def _hostname(sender: Any) -> str:
 @worker_ready.connect
 def _announce(sender: Any = None, **_: Any) -> None:
     """Record this worker's queues and devices, then keep its heartbeat fresh."""
-    from worker.devices import inventory
-
     hostname = _hostname(sender)
     consumer = getattr(sender, "task_consumer", None)
     queues = sorted(q.name for q in consumer.queues) if consumer is not None else []
@@ -92,8 +93,6 @@ def _sweep() -> None:
 
 def _heartbeat(hostname: str) -> None:
     """The worker's own heartbeat, and the reaper of jobs whose worker died."""
-    from worker.reaper import reap, republish_lost, wake_sweeps
-
     job_queue = JobQueue(app, settings)
     period = min(HEARTBEAT_S, settings.heartbeat_timeout_s / 2)
     while not _stop_heartbeat.wait(period):
@@ -136,5 +135,3 @@ def _farewell(sender: Any = None, **_: Any) -> None:
     with database.transaction() as session:
         workers.touch_worker(session, hostname=_hostname(sender), stopped=True)
 
-
-import worker.tasks  # noqa: E402,F401  (registers the tasks on `app`)

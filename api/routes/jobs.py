@@ -63,7 +63,7 @@ def job_out(session: Session, job: Job, *, model_id: str | None) -> JobOut:
     )
 
 
-SUBMISSION = TypeAdapter(JobSubmission)
+SUBMISSION: TypeAdapter[JobSpec] = TypeAdapter(JobSubmission)
 
 
 def validated_submission(body: object, settings: Settings) -> JobSpec:

@@ -131,8 +131,8 @@ def estimate(
     `input_size`, by default the job's own)."""
     size = input_size or spec.input_size_for(info)
     with torch.device("meta"):
-        shape = spec.net_shape(info, input_size=size)
-        net = models.build_net(spec.model.arch, spec.model_options, shape)
+        net_shape = spec.net_shape(info, input_size=size)
+        net = models.build_net(spec.model.arch, spec.model_options, net_shape)
     shape = (batch_size, size) if info.tabular else (batch_size, info.in_channels, size, size)
     weights = count_parameters(net) * 4
     half = spec.hyperparameters.precision in ("bf16", "fp16")

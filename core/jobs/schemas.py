@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -247,7 +248,7 @@ class JobCreate(Frozen):
     kind: str = Field(
         default="train",
         description="What the job does with the net (each kind is a card: core/jobs/kinds/).",
-        json_schema_extra=lambda schema: schema.update(enum=kinds_of(JobCreate)),
+        json_schema_extra=lambda schema: schema.update(enum=list[JsonValue](kinds_of(JobCreate))),
     )
     experiment: str = Field(default="default", pattern=NAME_PATTERN)
     model: ModelSpec

@@ -65,8 +65,8 @@ def inspect_architecture(
     with torch.device("meta"):
         try:
             check_options(name, options)
-            shape = models.NetShape(info.in_channels, info.num_classes, size)
-            net = models.build_net(name, options, shape)
+            net_shape = models.NetShape(info.in_channels, info.num_classes, size)
+            net = models.build_net(name, options, net_shape)
         except (models.InvalidModelConfigError, TypeError, ValueError) as error:
             raise InvalidInputError(str(error)) from error
     result: dict[str, Any] = {

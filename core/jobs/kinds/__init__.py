@@ -46,8 +46,8 @@ def submission_tag(body: Any) -> str:
 
 # The tag never reaches a client: api/untagged_errors.py drops it from error locations, so a
 # train job's errors read `body.model.arch` as they always did.
-JobSubmission = Annotated[
-    Union[tuple(Annotated[body, Tag(body.__name__)] for body in BODIES)],  # noqa: UP007
+JobSubmission: Any = Annotated[
+    Union[tuple(Annotated[body, Tag(body.__name__)] for body in BODIES)],  # type: ignore[valid-type]  # noqa: UP007
     Discriminator(submission_tag),
 ]
 SUBMISSION_TAGS = tuple(body.__name__ for body in BODIES)

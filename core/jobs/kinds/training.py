@@ -3,6 +3,7 @@ the rule that each settings block goes with its kind, and the server's checks at
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy.orm import Session
@@ -41,7 +42,7 @@ class TrainingKind(KindCard):
         for block in SETTINGS_BLOCKS:
             given = getattr(spec, block) is not None
             if given and block not in self.takes:
-                takers = kinds_of(JobCreate, lambda card, b=block: b in getattr(card, "takes", ()))
+                takers = kinds_of(JobCreate, taking(block))
                 raise ValueError(
                     f"{block} settings need kind {' or '.join(map(repr, takers))}; "
                     f"kind {self.name!r} takes none"
@@ -107,3 +108,8 @@ class TrainingKind(KindCard):
             f"GPU out of memory on {device} with batch_size {hp.batch_size}: "
             f"try {', or '.join(hints)}"
         )
+
+
+def taking(block: str) -> Callable[[KindCard], bool]:
+    """Whether a card takes the settings block `block`."""
+    return lambda card: block in getattr(card, "takes", ())
