@@ -3,9 +3,10 @@
 The net predicts from the training set itself: the training inputs are its keys and the targets
 its values. The parametric model learns one kernel width `w` full batch (one optimiser step per
 epoch) on the summed squared error, each training query attending to every other training
-example (`leave_one_out`). The non-parametric model has no parameters: it is "trained" in one
-epoch that records its training loss, without an optimiser, and `hyperparameters.epochs` is
-not used.
+example (`leave_one_out`): a loop of its own, whose step is clipped and taken as the minibatch
+loop's are (`worker.training_loop`). The non-parametric model has no parameters: it is
+"trained" in one epoch that records its training loss, without an optimiser, and
+`hyperparameters.epochs` is not used.
 
 Losses here are sums over their split (the course's `l.sum()`); the result also gives the means
 (`train_mse`, `test_mse`). Checkpoints hold, besides the usual payload, `train_keys` and
@@ -21,12 +22,14 @@ import torch
 from torch import nn
 
 from core.datasets import PreparedData, Split
+from core.jobs.hyperparameters import Hyperparameters
 from core.jobs.schemas import JobCreate
 from models import leave_one_out
 from worker.checkpoints import model_record
 from worker.engine import build_network
 from worker.optim import build_optimizer, build_scheduler
-from worker.training_state import Callbacks, EarlyStopper, EpochReport, MetricValues
+from worker.training_loop import backward_and_clip, step_optimizer
+from worker.training_state import Callbacks, EarlyStopper, EpochReport, MetricValues, TrainState
 
 MAX_ATTENTION_SIDE = 64  # larger attention matrices are kept strided to at most this per side
 
@@ -51,23 +54,18 @@ def fit_attention_pooling(
     net = build_network(spec, data).to(device)
     keys, values = scalar_split(data.train, device)
     loo_keys, loo_values = leave_one_out(keys, values)
-    params = list(net.parameters())
-    optimizer = build_optimizer(params, hp) if params else None
-    scheduler = build_scheduler(optimizer, hp, steps_per_epoch=1) if optimizer else None
+    state = full_batch_state(net, hp)
+    optimizer = state.optimizer if state is not None else None
     val = scalar_split(data.val, device) if len(data.val) else None
     stopper, history = EarlyStopper(hp), []
-    for epoch in range(1, (hp.epochs if optimizer else 1) + 1):
+    for epoch in range(1, (hp.epochs if state is not None else 1) + 1):
         loss = summed_squared_error(net(keys, loo_keys, loo_values), values)
         metrics: MetricValues = {("train", "loss"): loss.item()}
-        if optimizer is not None:
-            metrics[("train", "lr")] = optimizer.param_groups[0]["lr"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if hp.grad_clip_norm is not None:
-                nn.utils.clip_grad_norm_(params, hp.grad_clip_norm)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+        if state is not None:
+            metrics[("train", "lr")] = state.optimizer.param_groups[0]["lr"]
+            state.optimizer.zero_grad(set_to_none=True)
+            backward_and_clip(state, loss, hp.grad_clip_norm)
+            step_optimizer(state)
         if not math.isfinite(metrics[("train", "loss")]):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}; try a lower lr")
         if val is not None:
@@ -75,7 +73,9 @@ def fit_attention_pooling(
                 metrics[("val", "loss")] = summed_squared_error(
                     net(val[0], keys, values), val[1]
                 ).item()
-        report = EpochReport(epoch=epoch, step=epoch if optimizer else 0, metrics=metrics)
+        report = EpochReport(
+            epoch=epoch, step=state.step if state is not None else 0, metrics=metrics
+        )
         history.append(report)
         payload = checkpoint_payload(spec, data, net, optimizer, epoch, keys=keys, values=values)
         callbacks.on_checkpoint(epoch, payload)
@@ -83,6 +83,22 @@ def fit_attention_pooling(
         if stopper.should_stop(report):
             break
     return pooling_result(spec, data, net, history, stopper, keys=keys, values=values)
+
+
+def full_batch_state(net: nn.Module, hp: Hyperparameters) -> TrainState | None:
+    """The parametric model's optimiser, stepped once per epoch (the whole training set is its
+    minibatch); None for the non-parametric model, which has nothing to learn."""
+    params = list(net.parameters())
+    if not params:
+        return None
+    optimizer = build_optimizer(params, hp)
+    return TrainState(
+        net=net,
+        forward=net,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, hp, steps_per_epoch=1),
+        scaler=None,
+    )
 
 
 def checkpoint_payload(

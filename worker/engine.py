@@ -1,18 +1,16 @@
-"""The training engine: a pure function of a job spec.
+"""The classification engine: a pure function of a job spec.
 
 `fit` knows nothing of the database, Celery or settings. Progress and checkpoints leave it through
 callbacks the task supplies; it returns the job's result. A dataset's compact raw samples stay
 resident on the training device when they fit the worker's budget (else they stream from disk,
 see `worker.batches`), each step's minibatch is made at network size there, shuffled by index
-each epoch (no per-item Python transforms), and the loop reads values back from the device once
-per epoch, not once per step.
+each epoch (no per-item Python transforms). The epochs themselves are the one training loop's
+(`worker.training_loop`), given cross-entropy and accuracy as the objective.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,38 +18,32 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import models
 from core.datasets import PreparedData, Split, get_dataset, prepare
-from core.jobs.hyperparameters import Hyperparameters
 from core.jobs.schemas import JobCreate
 from models.init import init_weights
 from worker.augment import batch_augmenter
-from worker.batches import DataPlan, Feed, eval_batch_size, in_order, place, plan_feed
+from worker.batches import DataPlan, Feed, eval_batch_size, place, plan_feed
 from worker.checkpoints import checkpoint_payload, restore
-from worker.diagnostics import check_finite, global_grad_norm, gradient_warnings, layer_norms
 from worker.finetune import Warmstart, apply_warmstart
+from worker.objectives import Objective, classification
 from worker.optim import build_optimizer, build_scheduler
+from worker.training_loop import autocast, evaluate, train_epoch
 from worker.training_state import (
     SINGLE,
     Callbacks,
     EarlyStopper,
     EpochReport,
-    Evaluation,
-    MetricValues,
     Shard,
     StepProgress,
     TrainState,
     stop_between_layers,
-    stop_if_asked,
 )
 
 log = logging.getLogger(__name__)
-
-MAX_WARNINGS = 20
 
 
 def build_network(spec: JobCreate, data: PreparedData) -> nn.Module:
@@ -67,141 +59,6 @@ def build_network(spec: JobCreate, data: PreparedData) -> nn.Module:
     return init_weights(
         net, hp.init, std=hp.init_std, value=hp.init_value, zero_bias=hp.init_bias == "zero"
     )
-
-
-def autocast(hp: Hyperparameters, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision as asked; fp16 only on a GPU, where loss scaling keeps gradients alive."""
-    if hp.precision == "fp32":
-        return contextlib.nullcontext()
-    if hp.precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
-    dtype = torch.bfloat16 if hp.precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def train_epoch(
-    state: TrainState, split: Split, *, hp: Hyperparameters, generator: torch.Generator, epoch: int
-) -> MetricValues:
-    """One pass over `split` in a seeded random order: loss, accuracy, speed, lr, gradient norms.
-
-    Per-step results stay on the device (each step's loss, its count of right answers) and are
-    reduced once at the end, so the loop costs what a hand-written one does."""
-    state.net.train()
-    feed, shard = state.feed, state.shard
-    device = feed.device
-    order, batch = epoch_order(len(split), hp.batch_size, generator, shard)
-    batches = shard_batches(order.to(split.rows.device), batch, shard)
-    step_losses = torch.empty(len(batches), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    first_step, diagnostics = state.step, {}
-    precision = autocast(hp, device)
-    started = time.perf_counter()
-    progress = state.progress
-    progress.done, progress.total = 0, len(batches)
-    steps = feed.batches(split, batches, augment=state.augment, channels_last=hp.channels_last)
-    for i, (inputs, targets) in enumerate(steps):
-        stop_if_asked(state, epoch, "before")
-        progress.done = i
-        with precision:
-            logits = state.forward(inputs)
-        loss = F.cross_entropy(logits.float(), targets, label_smoothing=hp.label_smoothing)
-        stop_if_asked(state, epoch, "during")  # a long step: before its backward pass too
-        state.optimizer.zero_grad(set_to_none=True)
-        backward_and_clip(state, loss, hp.grad_clip_norm)
-        if i == len(batches) - 1:
-            diagnostics = epoch_diagnostics(state, hp, epoch)
-        step_optimizer(state)
-        step_losses[i] = loss.detach()
-        correct += (logits.detach().argmax(dim=1) == targets).sum()
-    progress.done = len(batches)
-    elapsed = time.perf_counter() - started
-    if shard.world > 1:  # every rank's share of each step, summed: the whole minibatch's
-        dist.all_reduce(step_losses)
-        step_losses /= shard.world
-        dist.all_reduce(correct)
-    lr = state.optimizer.param_groups[0]["lr"]
-    check_finite(step_losses, first_step=first_step, epoch=epoch, lr=lr)
-    sizes = torch.full_like(step_losses, batch)
-    sizes[-1] = len(order) - (len(batches) - 1) * batch
-    metrics: MetricValues = {
-        ("train", "loss"): (step_losses * sizes).sum().item() / len(order),
-        ("train", "acc"): correct.item() / len(order),
-        ("train", "examples_per_sec"): len(order) / max(elapsed, 1e-9),
-        ("train", "lr"): lr,
-    }
-    return metrics | diagnostics
-
-
-def epoch_order(
-    size: int, batch_size: int, generator: torch.Generator, shard: Shard
-) -> tuple[torch.Tensor, int]:
-    """The epoch's shuffled order and its global minibatch size.
-
-    For several ranks the order is padded (wrapping around, as DistributedSampler does) and the
-    minibatch rounded up to a multiple of the world size, so every rank takes an equal share of
-    every step and no rank waits on a step the others never take."""
-    order = torch.randperm(size, generator=generator)
-    if shard.world == 1:
-        return order, batch_size
-    padding = -size % shard.world
-    order = torch.cat([order, order[:padding]])
-    return order, -(-batch_size // shard.world) * shard.world
-
-
-def shard_batches(order: torch.Tensor, batch: int, shard: Shard) -> list[torch.Tensor]:
-    """This rank's indices for each step: its share of every global minibatch."""
-    steps = range(0, len(order), batch)
-    if shard.world == 1:
-        return [order[begin : begin + batch] for begin in steps]
-    return [order[begin : begin + batch][shard.rank :: shard.world] for begin in steps]
-
-
-def backward_and_clip(state: TrainState, loss: torch.Tensor, clip: float | None) -> None:
-    if state.scaler is not None:
-        state.scaler.scale(loss).backward()
-        state.scaler.unscale_(state.optimizer)
-    else:
-        loss.backward()
-    if clip is not None:
-        nn.utils.clip_grad_norm_(state.net.parameters(), clip)
-
-
-def step_optimizer(state: TrainState) -> None:
-    if state.scaler is not None:
-        state.scaler.step(state.optimizer)
-        state.scaler.update()
-    else:
-        state.optimizer.step()
-    if state.scheduler is not None:
-        state.scheduler.step()
-    state.step += 1
-
-
-def epoch_diagnostics(state: TrainState, hp: Hyperparameters, epoch: int) -> MetricValues:
-    """The gradient actually applied on the epoch's last step (after clipping), and per layer."""
-    metrics: MetricValues = {("train", "grad_norm"): global_grad_norm(state.net)}
-    if hp.layer_diagnostics:
-        norms = layer_norms(state.net)
-        for name, (grad, weight) in norms.items():
-            metrics[("layers", f"grad_norm:{name}")] = grad
-            metrics[("layers", f"weight_norm:{name}")] = weight
-        for warning in gradient_warnings(norms, epoch=epoch):
-            if len(state.warnings) < MAX_WARNINGS:
-                state.warnings.append(warning)
-    return metrics
-
-
-@torch.inference_mode()
-def evaluate(net: nn.Module, split: Split, feed: Feed, *, batch_size: int) -> Evaluation:
-    """Mean loss and accuracy on `split` in eval mode (dropout off, BatchNorm running stats)."""
-    net.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=feed.device)
-    correct = torch.zeros((), dtype=torch.int64, device=feed.device)
-    for inputs, targets in feed.batches(split, in_order(len(split), batch_size)):
-        logits = net(inputs)
-        loss_sum += F.cross_entropy(logits.float(), targets, reduction="sum")
-        correct += (logits.argmax(dim=1) == targets).sum()
-    return Evaluation(loss=loss_sum.item() / len(split), accuracy=correct.item() / len(split))
 
 
 def new_state(
@@ -274,11 +131,12 @@ def load_data(
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished training run: its state, why it stopped, and its evaluation batch size."""
+    """A finished training run: its state, why it stopped, how it is evaluated."""
 
     state: TrainState
     stopper: EarlyStopper
     eval_batch: int
+    objective: Objective
 
 
 def run_training(
@@ -316,13 +174,17 @@ def run_training(
         torch.manual_seed(hp.seed + shard.rank)
     val = val if val is not None and len(val) else None
     eval_batch = eval_batch_size(data.preprocessing, hp.batch_size)
+    objective = classification(hp.label_smoothing)
     stopper = EarlyStopper(hp)
     first = restore(state, stopper, resume, device) if resume is not None else 1
     for epoch in range(first, hp.epochs + 1):
-        metrics = train_epoch(state, train, hp=hp, generator=state.order, epoch=epoch)
+        metrics = train_epoch(
+            state, train, hp=hp, generator=state.order, epoch=epoch, objective=objective
+        )
         if val is not None:
-            held_out = evaluate(state.net, val, feed, batch_size=eval_batch)
-            metrics[("val", "loss")], metrics[("val", "acc")] = held_out.loss, held_out.accuracy
+            metrics |= evaluate(
+                state.net, val, feed, batch_size=eval_batch, objective=objective, name="val"
+            )
         epoch_report = EpochReport(epoch=epoch, step=state.step, metrics=metrics)
         state.history.append(epoch_report)
         stop = stopper.should_stop(epoch_report)  # before the checkpoint, which records it
@@ -333,7 +195,7 @@ def run_training(
         if leader_decides(stop, shard, device):
             log.info("early stop after epoch %d: best epoch %d", epoch, stopper.best_epoch)
             break
-    return Outcome(state=state, stopper=stopper, eval_batch=eval_batch)
+    return Outcome(state=state, stopper=stopper, eval_batch=eval_batch, objective=objective)
 
 
 def leader_decides(decision: bool, shard: Shard, device: torch.device) -> bool:
@@ -386,17 +248,24 @@ def training_result(outcome: Outcome, data: PreparedData) -> dict[str, Any]:
     """Train error beside generalisation (test) error, and what the model needs to serve."""
     state, stopper = outcome.state, outcome.stopper
     final = state.history[-1].metrics
-    test = evaluate(state.net, data.test, state.feed, batch_size=outcome.eval_batch)
+    test = evaluate(
+        state.net,
+        data.test,
+        state.feed,
+        batch_size=outcome.eval_batch,
+        objective=outcome.objective,
+        name="test",
+    )
     return {
         "epochs": len(state.history),
         "steps": state.step,
         "train_loss": final[("train", "loss")],
         "train_acc": final[("train", "acc")],
         "val_acc": final.get(("val", "acc")),
-        "test_loss": test.loss,
-        "test_acc": test.accuracy,
+        "test_loss": test[("test", "loss")],
+        "test_acc": test[("test", "acc")],
         "train_error": 1 - final[("train", "acc")],
-        "test_error": 1 - test.accuracy,
+        "test_error": 1 - test[("test", "acc")],
         "stopped_early": stopper.stopped,
         "best_epoch": stopper.best_epoch or None,
         "warnings": state.warnings,

@@ -15,7 +15,8 @@ import torch
 from core.jobs.kinds.kfold import candidate_specs
 from core.jobs.schemas import JobCreate, KFold
 from worker.batches import DataPlan
-from worker.engine import autocast, load_data, run_training, training_result
+from worker.engine import load_data, run_training, training_result
+from worker.training_loop import autocast
 from worker.training_state import Callbacks, EpochReport
 
 

@@ -1,15 +1,16 @@
 """Regression training: the course's linear models (ch. 3) and attention pooling (ch. 11.2).
 
 `fit_regression` is `fit`'s counterpart for datasets whose `task` is "regression" (one float
-target per row): the same spec, callbacks, `EpochReport`s and checkpoint payload, and it reuses
-the engine's pieces (network building, optimiser steps, diagnostics, early stopping). What
-differs is the loss, and how each family is trained:
+target per row): the same spec, callbacks, `EpochReport`s and checkpoint payload. What differs
+is the objective, and how each family is trained:
 
-- a net (the MLP; with `hidden_sizes=[]` and `flat_features=true` the linear model) trains on
-  squared loss with mean reduction in minibatches, as the polynomial recipe (ch. 3.6). Weight
-  decay is the L2 penalty on the weights only, not the biases (ch. 3.7's concise version).
-  ("train", "loss") is the training set's MSE after each epoch (the book's `evaluate_loss`),
-  and ("test", "loss") the test set's: ch. 3.6 draws both per epoch to show under/overfitting.
+- a net (the MLP; with `hidden_sizes=[]` and `flat_features=true` the linear model) trains in
+  minibatches through the one training loop (`worker.training_loop`), given squared loss with
+  mean reduction as its objective, as the polynomial recipe (ch. 3.6). Weight decay is the L2
+  penalty on the weights only, not the biases (ch. 3.7's concise version). ("train", "loss") is
+  the training set's MSE after each epoch, in eval mode (the book's `evaluate_loss`), and
+  ("test", "loss") the test set's: ch. 3.6 draws both per epoch to show under/overfitting.
+  Its rows of features are small: they stay resident on the training device, in fp32.
 - Nadaraya-Watson (worker/attention_pooling.py) trains full batch on the summed squared error.
 """
 
@@ -19,32 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import models
-from core.datasets import PreparedData, Split, get_dataset, prepare
-from core.jobs.hyperparameters import Hyperparameters
+from core.datasets import PreparedData, Split, get_dataset
 from core.jobs.schemas import JobCreate
 from worker.attention_pooling import fit_attention_pooling
-from worker.batches import in_order
+from worker.batches import Feed
 from worker.checkpoints import checkpoint_payload
-from worker.diagnostics import check_finite
-from worker.engine import (
-    backward_and_clip,
-    build_network,
-    epoch_diagnostics,
-    step_optimizer,
-)
+from worker.engine import build_network, prepare_data
+from worker.objectives import REGRESSION
 from worker.optim import build_optimizer, build_scheduler
-from worker.training_state import (
-    Callbacks,
-    EarlyStopper,
-    EpochReport,
-    JobCancelled,
-    MetricValues,
-    TrainState,
-)
+from worker.training_loop import evaluate, train_epoch
+from worker.training_state import Callbacks, EarlyStopper, EpochReport, MetricValues, TrainState
 
 EVAL_ROWS = 1024  # rows of features evaluated at once
 
@@ -57,14 +45,7 @@ def fit_regression(
     info = get_dataset(spec.dataset.name, root=data_dir)
     if info.task != "regression":
         raise ValueError(f"{info.name} is a {info.task} dataset; fit_regression needs regression")
-    data = prepare(
-        spec.dataset.name,
-        root=data_dir,
-        input_size=spec.input_size_for(info),
-        val_fraction=spec.dataset.val_fraction,
-        test_fraction=spec.dataset.test_fraction,
-        seed=spec.dataset.split_seed,
-    )
+    data = prepare_data(spec, data_dir)
     if models.get_architecture(spec.model.arch).task == "regression":  # attention pooling
         return fit_attention_pooling(spec, data, device=device, callbacks=callbacks)
     return fit_net(spec, data, device=device, callbacks=callbacks)
@@ -80,41 +61,11 @@ def decay_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
-@torch.inference_mode()
-def mean_squared_error(net: nn.Module, split: Split) -> float:
-    """MSE of the net's one output against the targets, in eval mode."""
-    net.eval()
-    total = 0.0
-    for batch in in_order(len(split), EVAL_ROWS):
-        positions = batch.to(split.rows.device)
-        predictions = net(split.batch_inputs(positions)).squeeze(-1)
-        targets = split.labels[split.rows[positions]]
-        total += F.mse_loss(predictions, targets, reduction="sum").item()
-    return total / len(split)
-
-
-def train_epoch(
-    state: TrainState, split: Split, *, hp: Hyperparameters, generator: torch.Generator, epoch: int
-) -> MetricValues:
-    """One pass over `split` in a seeded random order, minibatch SGD on the mean squared error."""
-    state.net.train()
-    order = torch.randperm(len(split), generator=generator).to(split.rows.device)
-    starts = range(0, len(order), hp.batch_size)
-    step_losses = torch.empty(len(starts), device=split.rows.device)
-    first_step, diagnostics = state.step, {}
-    for i, begin in enumerate(starts):
-        index = order[begin : begin + hp.batch_size]
-        predictions = state.forward(split.batch_inputs(index)).squeeze(-1)
-        loss = F.mse_loss(predictions, split.labels[split.rows[index]])
-        state.optimizer.zero_grad(set_to_none=True)
-        backward_and_clip(state, loss, hp.grad_clip_norm)
-        if i == len(starts) - 1:
-            diagnostics = epoch_diagnostics(state, hp, epoch)
-        step_optimizer(state)
-        step_losses[i] = loss.detach()
-    lr = state.optimizer.param_groups[0]["lr"]
-    check_finite(step_losses, first_step=first_step, epoch=epoch, lr=lr)
-    return {("train", "lr"): lr} | diagnostics
+def mean_squared_error(state: TrainState, split: Split, *, name: str) -> MetricValues:
+    """(`name`, "loss"): the MSE of the net's one output against the targets, in eval mode."""
+    return evaluate(
+        state.net, split, state.feed, batch_size=EVAL_ROWS, objective=REGRESSION, name=name
+    )
 
 
 def new_regression_state(spec: JobCreate, data: PreparedData, device: torch.device) -> TrainState:
@@ -130,28 +81,29 @@ def new_regression_state(spec: JobCreate, data: PreparedData, device: torch.devi
         scheduler=build_scheduler(optimizer, hp, steps_per_epoch=steps_per_epoch),
         scaler=None,
         order=torch.Generator().manual_seed(hp.seed),
+        feed=Feed(device=device),  # rows of features: small, always resident
     )
 
 
 def fit_net(
     spec: JobCreate, data: PreparedData, *, device: torch.device, callbacks: Callbacks
 ) -> dict[str, Any]:
-    """Minibatch training of a net on squared loss, evaluated on train (and val) every epoch."""
+    """Minibatch training of a net on squared loss, evaluated on each split every epoch."""
     hp = spec.hyperparameters
     torch.manual_seed(hp.seed)
     state = new_regression_state(spec, data, device)
-    placed = data.to(device)  # rows of features: small, always resident
-    train, test = placed.train, placed.test
-    val = placed.val if len(placed.val) else None
+    state.should_stop, state.progress = callbacks.should_stop, callbacks.progress
+    placed = data.to(device)
+    scored = {"train": placed.train, "val": placed.val, "test": placed.test}
+    if not len(placed.val):
+        del scored["val"]
     stopper = EarlyStopper(hp)
     for epoch in range(1, hp.epochs + 1):
-        if callbacks.should_stop():
-            raise JobCancelled(f"stopped before epoch {epoch}")
-        metrics = train_epoch(state, train, hp=hp, generator=state.order, epoch=epoch)
-        metrics[("train", "loss")] = mean_squared_error(state.net, train)
-        if val is not None:
-            metrics[("val", "loss")] = mean_squared_error(state.net, val)
-        metrics[("test", "loss")] = mean_squared_error(state.net, test)
+        metrics = train_epoch(
+            state, placed.train, hp=hp, generator=state.order, epoch=epoch, objective=REGRESSION
+        )
+        for name, split in scored.items():  # train too: its loss in eval mode, as evaluate_loss
+            metrics |= mean_squared_error(state, split, name=name)
         report = EpochReport(epoch=epoch, step=state.step, metrics=metrics)
         state.history.append(report)
         stop = stopper.should_stop(report)
@@ -167,7 +119,7 @@ def fit_net(
         "steps": state.step,
         "train_loss": final[("train", "loss")],
         "val_loss": final.get(("val", "loss")),
-        "test_loss": mean_squared_error(state.net, test),
+        "test_loss": final[("test", "loss")],
         "stopped_early": stopper.stopped,
         "best_epoch": stopper.best_epoch or None,
         "warnings": state.warnings,

@@ -73,12 +73,6 @@ class Shard:
 SINGLE = Shard()
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    loss: float
-    accuracy: float
-
-
 @dataclass
 class TrainState:
     net: nn.Module  # the module whose state_dict is saved

@@ -12,8 +12,8 @@ from core.db import Database
 from core.jobs import metrics, queries
 from tests.factories import add_job
 from worker import distributed
-from worker.engine import epoch_order, shard_batches
 from worker.runner import JobRunner
+from worker.training_loop import epoch_order, shard_batches
 from worker.training_state import Shard
 
 
