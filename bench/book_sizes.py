@@ -3,8 +3,8 @@
 On Fashion-MNIST-format data of the real size (60,000 + 10,000 28x28 images, written here as
 IDX files: no download), for AlexNet at 224x224 (batch 128) and ResNet-18 at 96x96 (batch 256),
 the book's recipes:
-- engine: what a job runs (`worker.engine.load_data` + `train_epoch`): the raw uint8 samples
-  resident on the device, each minibatch gathered, scaled, resized and normalised there;
+- engine: what a job runs (`worker.engine.load_data`, `worker.training_loop.train_epoch`): the
+  raw uint8 samples resident on the device, each minibatch gathered, scaled, resized and normalised there;
 - course: `torchvision.datasets.FashionMNIST` with `Resize` + `ToTensor` per item in a
   `DataLoader`, each batch moved to the device, as the book's `load_data_fashion_mnist` and
   `train_ch6` do (plain SGD, Xavier init, the same batch size).
@@ -88,7 +88,9 @@ def engine_steps(
     """The job's own path: its data loaded and placed, then one-minibatch epochs."""
     from core.jobs.schemas import JobCreate
     from worker.batches import DataPlan
-    from worker.engine import load_data, new_state, train_epoch
+    from worker.engine import load_data, new_state
+    from worker.objectives import classification
+    from worker.training_loop import train_epoch
 
     body = {"recipe": recipe, "device": str(device), "hyperparameters": knobs}
     spec = JobCreate.model_validate(body)
@@ -102,7 +104,14 @@ def engine_steps(
     while True:  # one step per epoch of one minibatch: train_epoch times nothing else
         epoch += 1
         positions = torch.randperm(len(data.train), generator=generator)[: hp.batch_size]
-        train_epoch(state, data.train.subset(positions), hp=hp, generator=generator, epoch=epoch)
+        train_epoch(
+            state,
+            data.train.subset(positions),
+            hp=hp,
+            generator=generator,
+            epoch=epoch,
+            objective=classification(hp.label_smoothing),
+        )
         yield hp.batch_size
 
 

@@ -1,8 +1,8 @@
 """Training throughput of the engine against the loops people would write by hand.
 
 Measured side by side in one process, on the same digits, batch size, threads and device:
-- engine: `worker.engine.train_epoch` (what every job runs: metrics, NaN watch, scheduler), with
-  the raw samples resident on the training device and each minibatch made at network size there
+- engine: `worker.training_loop.train_epoch` (what every job runs: metrics, NaN watch, scheduler),
+  with the raw samples resident on the training device and each minibatch made at network size there
   (gather, scale, resize, normalise);
 - hand-written: the minimal loop over tensors already at network size, made once before the
   loop (zero_grad, forward, loss, backward, step): the upper bound of any data path;
@@ -40,7 +40,9 @@ from core.jobs.schemas import JobCreate
 from core.preprocessing import apply
 from models.init import init_weights
 from worker.batches import Feed
-from worker.engine import new_state, train_epoch
+from worker.engine import new_state
+from worker.objectives import classification
+from worker.training_loop import train_epoch
 from worker.training_state import TrainState
 
 CASES: dict[str, tuple[str, int]] = {"lenet": ("lenet", 28), "resnet18": ("resnet18", 32)}
@@ -120,7 +122,14 @@ def bench_case(
     counter = iter(range(1, 10**6))
 
     def engine_epoch() -> int:
-        train_epoch(state, train, hp=spec.hyperparameters, generator=generator, epoch=next(counter))
+        train_epoch(
+            state,
+            train,
+            hp=spec.hyperparameters,
+            generator=generator,
+            epoch=next(counter),
+            objective=classification(spec.hyperparameters.label_smoothing),
+        )
         return len(train)
 
     torch.manual_seed(0)

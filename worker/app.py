@@ -134,4 +134,3 @@ def _farewell(sender: Any = None, **_: Any) -> None:
     _stop_heartbeat.set()
     with database.transaction() as session:
         workers.touch_worker(session, hostname=_hostname(sender), stopped=True)
-

@@ -48,13 +48,12 @@ log = logging.getLogger(__name__)
 
 def build_network(spec: JobCreate, data: PreparedData) -> nn.Module:
     """The spec's architecture sized to the dataset, initialised by the spec's scheme."""
-    net = models.get_model(
-        spec.model.arch,
+    shape = models.NetShape(
         in_channels=data.preprocessing.in_channels,
         num_classes=len(data.class_names),
         input_size=data.preprocessing.input_size,
-        **spec.model_options,
     )
+    net = models.build_net(spec.model.arch, spec.model_options, shape)
     hp = spec.hyperparameters
     return init_weights(
         net, hp.init, std=hp.init_std, value=hp.init_value, zero_bias=hp.init_bias == "zero"

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from core.jobs.hyperparameters import Hyperparameters
+from core.jobs.metrics import MetricKey
 from worker.augment import BatchTransform
 from worker.batches import Feed
 
@@ -126,7 +127,7 @@ class EarlyStopper:
     def should_stop(self, report: EpochReport) -> bool:
         if self.rule is None:
             return False
-        split, name = self.rule.metric.split("_", 1)
+        split, name = MetricKey.parse(self.rule.metric)
         value = report.metrics.get((split, name))
         if value is None:
             return False
