@@ -4,7 +4,8 @@ On Fashion-MNIST-format data of the real size (60,000 + 10,000 28x28 images, wri
 IDX files: no download), for AlexNet at 224x224 (batch 128) and ResNet-18 at 96x96 (batch 256),
 the book's recipes:
 - engine: what a job runs (`worker.engine.load_data`, `worker.training_loop.train_epoch`): the
-  raw uint8 samples resident on the device, each minibatch gathered, scaled, resized and normalised there;
+  raw uint8 samples resident on the device, each minibatch gathered, scaled, resized and
+  normalised there;
 - course: `torchvision.datasets.FashionMNIST` with `Resize` + `ToTensor` per item in a
   `DataLoader`, each batch moved to the device, as the book's `load_data_fashion_mnist` and
   `train_ch6` do (plain SGD, Xavier init, the same batch size).
