@@ -10,6 +10,9 @@ where FastAPI's would promise what validation does not do.
   text `null` is valid; it is not, so the `null` branch is dropped there (JSON bodies keep it).
 - A numeric `const` (a body's `schema_version: 1`) is written as the one-value `enum` it
   equals: openapi-python-client turns a numeric const into code that does not compile.
+- A component that is one of several inline objects (ModelSpec: one per architecture) gets
+  each as a component of its own (ModelSpecLenet): openapi-python-client names inline variants
+  twice, and drops them as duplicates.
 - With auth off no operation asks for a token (FastAPI would mark every one that reads the
   caller as needing it); with auth on, every operation that checks the token says so.
 """
@@ -32,7 +35,7 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorOut"}
 BINARY = {"type": "string", "format": "binary"}
 # Bodies that routes parse themselves (the predict hot path), by component name: see json_body.
 BODY_MODELS: dict[str, type[BaseModel]] = {}
-TOKEN_REQUIRED = [{"HTTPBearer": []}]
+TOKEN_REQUIRED: list[dict[str, list[str]]] = [{"HTTPBearer": []}]
 
 
 def operation_id(route: APIRoute) -> str:
@@ -153,6 +156,23 @@ def numeric_consts_as_enums(node: Any) -> None:
             numeric_consts_as_enums(child)
 
 
+def named_variants(schema: dict[str, Any]) -> None:
+    """Each inline object variant of a component's `oneOf`, as a component named by its title."""
+    components = schema.get("components", {}).get("schemas", {})
+    for name, component in list(components.items()):
+        variants = component.get("oneOf", [])
+        if not variants or not all(
+            variant.get("type") == "object" and "title" in variant for variant in variants
+        ):
+            continue
+        references = []
+        for variant in variants:
+            title = "".join(part.capitalize() for part in variant["title"].split("_"))
+            components[f"{name}{title}"] = variant
+            references.append({"$ref": f"#/components/schemas/{name}{title}"})
+        component["oneOf"] = references
+
+
 def token_requirements(schema: dict[str, Any], *, auth: bool) -> None:
     """Auth off: no operation needs a token, and there is no scheme to offer. Auth on: as
     declared (the routes that check the token: `Security(BEARER)`, or the predict path's own
@@ -177,6 +197,7 @@ def install_openapi(app: FastAPI, *, auth: bool) -> None:
         error_content(schema)
         no_text_nulls(schema)
         numeric_consts_as_enums(schema)
+        named_variants(schema)
         token_requirements(schema, auth=auth)
         app.openapi_schema = schema
         return schema
