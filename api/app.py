@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.auth import TokenCheck, caller
 from api.body_limit import BodyLimit
 from api.cpu_pool import CpuPool
 from api.errors import documented_errors, install_error_handlers
 from api.fast_predict import PredictFastPath
-from api.openapi import install_openapi
+from api.openapi import install_openapi, operation_id
 from api.routes import (
     architectures,
     checkpoints,
@@ -86,12 +87,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files from the fastapi-offline package,
+    # not a CDN: the pages work on a machine without internet.
+    app = FastAPIOffline(
         title="d2l-service",
         version="0.1.0",
         description=DESCRIPTION,
         responses=documented_errors(),
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
     )
     db = Database(
         settings.database_url,
@@ -116,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_samples=settings.predict_max_samples,
     )
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, auth=settings.auth)
     app.add_middleware(PredictFastPath)  # innermost: below the body limit and the metrics
     app.add_middleware(
         BodyLimit,

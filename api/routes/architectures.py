@@ -12,12 +12,17 @@ from api.params import ArchName
 from core.datasets import list_datasets
 from core.errors import NotFoundError
 from core.registry.architectures import inspect_architecture, parse_options, summary
+from core.registry.schemas import ArchitectureOut, NetOut
 
 router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
 RESERVED_QUERY = {"dataset", "input_size"}
 
 
-@router.get("", summary="Every architecture, its options (JSON Schema) and input sizes")
+@router.get(
+    "",
+    summary="Every architecture, its options (JSON Schema) and input sizes",
+    response_model=list[ArchitectureOut],
+)
 def list_architectures() -> list[dict[str, Any]]:
     return [summary(name) for name in models.list_models()]
 
@@ -25,6 +30,7 @@ def list_architectures() -> list[dict[str, Any]]:
 @router.get(
     "/{name}",
     summary="A concrete net for a dataset: layer table, parameters, weight bytes, FLOPs",
+    response_model=NetOut,
     description="Other query parameters are the architecture's options, e.g. "
     "`?dataset=digits&activation=relu` or `conv_arch=[[1,16],[1,32]]` (JSON values).",
     responses=rules(

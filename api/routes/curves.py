@@ -4,7 +4,7 @@ a k-fold job's folds with their mean, and an experiment's runs overlaid."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import torch
 from fastapi import APIRouter, Query, Response
@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import OwnerDep
 from api.deps import CpuDep, DatabaseWorkDep, ServingDep, SettingsDep
 from api.errors import rules
+from api.openapi import binary_content
 from api.params import ExperimentName, JobId, MetricItem, ModelRef
 from api.serving import Serving
 from core.errors import InvalidInputError, NotFoundError
@@ -25,7 +26,7 @@ from core.jobs.views import request_summary
 from core.tables import Job
 
 router = APIRouter(tags=["curves"])
-PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
+PNG = binary_content("image/png", "A PNG chart")
 MAX_RUNS = 20
 
 
@@ -48,7 +49,12 @@ def job_and_metrics(session: Session, *, job_id: str) -> tuple[Job, list[MetricP
     return job, read_metrics(session, job_id=job_id, names=names)
 
 
-@router.get("/v1/jobs/{job_id}/curves.png", summary="A job's learning curves", responses=PNG)
+@router.get(
+    "/v1/jobs/{job_id}/curves.png",
+    summary="A job's learning curves",
+    response_class=Response,
+    responses=PNG,
+)
 async def job_curves(job_id: JobId, database: DatabaseWorkDep, cpu: CpuDep) -> Response:
     job, points = await database(partial(job_and_metrics, job_id=job_id))
     png = await cpu.run(job_chart, job, points)
@@ -91,6 +97,7 @@ def runs_chart(
 @router.get(
     "/v1/experiments/{name}/curves.png",
     summary="Metrics of every run of an experiment, overlaid",
+    response_class=Response,
     description="Repeat `metric` to overlay several (e.g. `metric=train_loss&metric=test_loss`, "
     "the course's under/overfitting chart of the polynomial recipes, with `yscale=log`); at "
     "most D2L_QUERY_MAX_VALUES.",
@@ -135,6 +142,7 @@ def attention_matrix(serving: Serving, model_id: str, owner: str | None) -> list
 @router.get(
     "/v1/models/{model_id}/attention.png",
     summary="Nadaraya-Watson attention weights, test queries x training keys (ch. 11.2)",
+    response_class=Response,
     responses=PNG,
 )
 async def attention_heatmap(

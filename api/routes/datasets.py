@@ -11,7 +11,9 @@ from api.deps import SessionDep, SessionRoute, SettingsDep
 from api.errors import rules
 from api.params import DatasetId
 from core.auth.storage_quota import storage_quota
-from core.datasets import clear_raw_cache, get_dataset, list_datasets, missing_files
+from core.datasets import clear_raw_cache, missing_files
+from core.datasets import get_dataset as dataset_info
+from core.datasets import list_datasets as builtin_names
 from core.datasets import queries as dataset_queries
 from core.datasets.schemas import DatasetOut
 from core.datasets.stored import META_FILE, read_meta, upload_dir
@@ -28,7 +30,7 @@ SIZE_PATTERN = rf"^{SIDE}(?:[xX]{SIDE})?$"
 
 
 def builtin_out(name: str, settings: Settings) -> DatasetOut:
-    info = get_dataset(name)
+    info = dataset_info(name)
     missing = missing_files(info, settings.datasets_dir)
     return DatasetOut(
         id=info.name,
@@ -96,8 +98,8 @@ def upload_limits(settings: Settings) -> UploadLimits:
 
 
 @router.get("", summary="Built-in and uploaded datasets, and whether each is there to train on")
-def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
-    builtins = [builtin_out(name, settings) for name in list_datasets()]
+def list_datasets(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
+    builtins = [builtin_out(name, settings) for name in builtin_names()]
     uploads = [upload_out(row, settings) for row in dataset_queries.list_dataset_rows(session)]
     return builtins + uploads
 
@@ -116,7 +118,7 @@ def list_all(session: SessionDep, settings: SettingsDep) -> list[DatasetOut]:
         ),
     },
 )
-def upload(
+def upload_dataset(
     session: SessionDep,
     settings: SettingsDep,
     owner: OwnerDep,
@@ -176,8 +178,8 @@ def upload(
 
 
 @router.get("/{dataset_id}", summary="One dataset: built-in name or upload id")
-def get_one(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -> DatasetOut:
-    if dataset_id in list_datasets():
+def get_dataset(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -> DatasetOut:
+    if dataset_id in builtin_names():
         return builtin_out(dataset_id, settings)
     return upload_out(dataset_queries.get_dataset_row(session, dataset_id=dataset_id), settings)
 
@@ -187,8 +189,8 @@ def get_one(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an uploaded dataset (409 while a queued or running job uses it)",
 )
-def delete(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -> Response:
-    if dataset_id in list_datasets():
+def delete_dataset(dataset_id: DatasetId, session: SessionDep, settings: SettingsDep) -> Response:
+    if dataset_id in builtin_names():
         raise ConflictError(f"{dataset_id!r} is built in; only uploaded datasets can be deleted")
     row = dataset_queries.get_dataset_row(session, dataset_id=dataset_id)
     jobs = dataset_queries.active_jobs_using(session, dataset_name=dataset_id)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnerDep
+from api.openapi import text_content
 from api.params import JobId
 from core.auth.ownership import scope_to_owner
 from core.db import Database
@@ -174,7 +175,7 @@ async def event_stream(db: Database, job_id: str, cursor: Cursor) -> AsyncIterat
     "/{job_id}/events",
     summary="Follow a job live: status, every epoch's metrics, progress with ETA (SSE)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=text_content("text/event-stream", "Server-Sent Events, until the job ends"),
 )
 def job_events(
     job_id: JobId,

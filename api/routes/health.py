@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
+
+
+class Readiness(BaseModel):
+    """What GET /readyz found: "ok", or what is wrong, for each thing the service needs."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="database, broker, artifacts: ok or why not")
 
 
 @router.get("/healthz", summary="The process is up")
@@ -21,7 +30,8 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="The database and the broker answer, and the artifact store is there",
-    responses={503: {}},
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Something it needs is not there"}},
 )
 def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}

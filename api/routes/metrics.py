@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import OwnerDep
+from api.openapi import text_content
 from core.auth.ownership import scope_to_owner
 from core.db import Database
 from core.jobs.schemas import JobStatus
@@ -174,7 +175,12 @@ def install_metrics(app: FastAPI, *, db: Database, job_queue: JobQueue) -> None:
     app.add_middleware(RequestMetrics, registry=registry)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses=text_content("text/plain", "Prometheus' text exposition format"),
+)
 def prometheus_metrics(request: Request, owner: OwnerDep) -> Response:
     """With auth on, `d2l_jobs` counts the token owner's jobs only; the rest is the service's."""
     registry: CollectorRegistry = request.app.state.metrics_registry

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep
 from api.json_body import StrictJsonRoute
+from api.openapi import binary_content
 from api.params import AliasName, ModelRef, NameFilter, TensorName
 from core.errors import ConflictError
 from core.names import NAME_PATTERN
@@ -26,7 +27,14 @@ from core.registry.parameters import (
     serialise_state_dict,
     tensor_values,
 )
-from core.registry.schemas import AliasCreate, ExportFormat, ModelOut, ModelPage
+from core.registry.schemas import (
+    AliasCreate,
+    ExportFormat,
+    ModelOut,
+    ModelPage,
+    TensorStats,
+    TensorValues,
+)
 from core.serving import export as model_export
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJsonRoute)
@@ -116,7 +124,7 @@ def remove_alias(
     "/{model_id}/export",
     summary="Download the net as ONNX or TorchScript; preprocessing in the X-D2L-* headers",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses=binary_content("application/octet-stream", "The ONNX or TorchScript file"),
 )
 async def export_model(
     model_id: ModelRef,
@@ -157,6 +165,7 @@ def export_sidecar(model_id: ModelRef, session: SessionDep, serving: ServingDep)
 @router.get(
     "/{model_id}/parameters",
     summary="Every parameter and buffer tensor with its statistics, or one tensor's values",
+    response_model=list[TensorStats] | TensorValues,
 )
 async def get_parameters(
     model_id: ModelRef,
@@ -178,7 +187,7 @@ async def get_parameters(
     "/{model_id}/state_dict",
     summary="Download the state_dict (.pt for torch.load(weights_only=True), or .safetensors)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses=binary_content("application/octet-stream", "The .pt or .safetensors file"),
 )
 async def download_state_dict(
     model_id: ModelRef,

@@ -17,18 +17,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.auth import OwnerDep
+from api.openapi import TOKEN_REQUIRED, json_body
 from api.params import ModelRef
 from api.serving import Serving
 from core.names import MODEL_REF_PATTERN
 from core.serving.schemas import MAX_CLASSES, PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
-PREDICT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-    }
-}
+# The body is parsed here, not by FastAPI, and the token checked by `answer`: both documented.
+PREDICT_BODY: dict[str, Any] = {**json_body(PredictRequest), "security": TOKEN_REQUIRED}
 JSON = "application/json"
 MODEL_REF = re.compile(MODEL_REF_PATTERN)
 

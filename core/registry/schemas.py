@@ -62,3 +62,61 @@ class ModelPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class ArchitectureOut(BaseModel):
+    """An architecture of the zoo, as GET /v1/architectures lists it."""
+
+    name: str
+    description: str
+    chapter: str
+    task: str
+    default_input_size: int
+    min_input_size: int
+    max_input_size: int | None
+    options: dict[str, Any] = Field(description="JSON Schema of the builder's options.")
+
+
+class LayerRow(BaseModel):
+    """One leaf layer of a net, in execution order (the course's shape printout)."""
+
+    name: str
+    type: str
+    output_shape: list[Any] | None = Field(
+        description="The output's shape; a list of shapes for a layer with several outputs."
+    )
+    parameters: int
+
+
+class NetOut(ArchitectureOut):
+    """A concrete net for a dataset (GET /v1/architectures/{name}): its layers and its cost."""
+
+    dataset: str
+    input_size: int
+    config: dict[str, Any]
+    parameters: int
+    weight_bytes: int
+    input_shape: list[int] | None = Field(description="One input (batch of 1); null: not images.")
+    flops: int | None = Field(description="Forward FLOPs of one input; null: not images.")
+    layers: list[LayerRow]
+
+
+class TensorStats(BaseModel):
+    """A state_dict tensor's shape, dtype and statistics (null statistics: an empty tensor)."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    numel: int
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    l2_norm: float
+
+
+class TensorValues(TensorStats):
+    """One tensor's statistics and its first values, flattened in row-major order."""
+
+    values: list[int | float | bool]
+    truncated: bool = Field(description="More values than `limit` were left out.")

@@ -129,7 +129,9 @@ def test_a_malformed_body_is_a_422_naming_the_field(trained: Trained) -> None:
 def test_swagger_documents_the_predict_body_and_answer(trained: Trained) -> None:
     spec = trained.client.get("/openapi.json").json()
     predict = spec["paths"]["/v1/models/{model_id}/predict"]["post"]
-    body = predict["requestBody"]["content"]["application/json"]["schema"]
+    reference = predict["requestBody"]["content"]["application/json"]["schema"]
+    assert reference == {"$ref": "#/components/schemas/PredictRequest"}
+    body = spec["components"]["schemas"]["PredictRequest"]
     assert set(body["properties"]) == {"inputs", "top_k"} and body["required"] == ["inputs"]
     answer = predict["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer["$ref"].endswith("/PredictResponse")
