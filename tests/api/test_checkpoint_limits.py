@@ -63,14 +63,14 @@ def upload(client: TestClient, filename: str, data: bytes, **form: str) -> Any:
 def built_on(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The device of every net the service builds while the test runs."""
     devices: list[str] = []
-    real_get_model = models.get_model
+    real_build_net = models.build_net
 
-    def recording_get_model(*args: Any, **kwargs: Any) -> torch.nn.Module:
-        net = real_get_model(*args, **kwargs)
+    def recording_build_net(*args: Any, **kwargs: Any) -> torch.nn.Module:
+        net = real_build_net(*args, **kwargs)
         devices.extend({parameter.device.type for parameter in net.parameters()})
         return net
 
-    monkeypatch.setattr(models, "get_model", recording_get_model)
+    monkeypatch.setattr(models, "build_net", recording_build_net)
     return devices
 
 
