@@ -26,6 +26,7 @@ from api.routes import (
     events,
     experiments,
     health,
+    inside,
     job_predictions,
     jobs,
     logs,
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recipes,
         workers,
         model_routes,
+        inside,
     ):
         app.include_router(module.router, dependencies=[Depends(caller)])
     return app

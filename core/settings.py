@@ -238,6 +238,34 @@ class Settings(BaseSettings):
         "training process reads them itself).",
     )
 
+    inside_max_channels: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Most channels of one layer a feature-maps or filters answer carries "
+        "(`channels`, default 16; 422 beyond).",
+    )
+    inside_max_pixels: int = Field(
+        default=4096,
+        ge=1,
+        le=2**20,
+        description="Most pixels of one feature map in an answer; a larger map is average-pooled "
+        "to fit (its `pooled_by` says by how much).",
+    )
+    inside_max_test_examples: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Most test examples a confusion matrix or top-losses answer evaluates (the "
+        "first of the split; `cut` says when there were more).",
+    )
+    inside_max_top_losses: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Most examples one top-losses answer lists (`limit`, default 16; 422 beyond).",
+    )
+
     @field_validator("data_dir", "artifact_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
