@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = db
     app.state.token_check = TokenCheck(db, enabled=settings.auth)
     app.state.cpu_pool = CpuPool(settings.cpu_workers)
+    app.state.test_evaluations = inside.Evaluations()  # one evaluation per model at a time
     app.state.job_queue = JobQueue(make_celery(settings), settings)
     app.state.serving = Serving(
         db=db,

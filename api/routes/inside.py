@@ -202,10 +202,8 @@ async def get_inside(
     cpu: CpuDep,
     settings: SettingsDep,
 ) -> Inside:
-    state = request.app.state
-    if not hasattr(state, "test_evaluations"):
-        state.test_evaluations = Evaluations()
-    return Inside(serving, owner, database, cpu, settings, state.test_evaluations)
+    evaluations = request.app.state.test_evaluations
+    return Inside(serving, owner, database, cpu, settings, evaluations)
 
 
 InsideDep = Annotated[Inside, Depends(get_inside)]

@@ -36,6 +36,7 @@ from core.registry.schemas import (
     TensorValues,
 )
 from core.serving import export as model_export
+from core.serving.inside.evaluation import evaluations_folder
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJsonRoute)
 MEDIA_TYPES = {"pt": "application/octet-stream", "safetensors": "application/octet-stream"}
@@ -79,7 +80,8 @@ def delete_model(model_id: ModelRef, session: SessionDep, serving: ServingDep) -
     paths = registry.delete_model(session, model=model)
     session.commit()
     serving.forget(doomed_id)
-    for path in paths:  # only after the rows are gone: no row points at a missing file
+    stored = serving.store.list_keys(evaluations_folder(doomed_id))  # what its views cached
+    for path in [*paths, *stored]:  # only after the rows are gone: no row points at a missing file
         serving.store.delete(path)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

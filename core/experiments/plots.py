@@ -1,18 +1,16 @@
-"""The course's learning-curve charts (its `Animator`), drawn as PNG by matplotlib (Agg).
-
-Figures are made with matplotlib's object API, not pyplot: pyplot keeps every open figure in one
-global registry, which the API's CPU pool (several threads drawing at once) must not share."""
+"""The course's learning-curve charts (its `Animator`), drawn as PNG by matplotlib (Agg), with
+matplotlib's object API (core/charts.py says why)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
 
+from core.charts import DPI, png_bytes
+
 Curve = Sequence[tuple[int, float]]  # (epoch, value)
 FIGSIZE = (6.0, 4.0)
-DPI = 100  # 600 x 400 pixels
 
 
 def curves_png(
@@ -57,11 +55,3 @@ def heatmap_png(
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)
     return png_bytes(figure)
-
-
-def png_bytes(figure: Figure) -> bytes:
-    """The figure laid out and rendered by Agg, in memory (no display, no file)."""
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()

@@ -120,3 +120,17 @@ def test_an_upload_the_caller_cannot_see_is_no_sample_source(
         headers=alices_job["headers"],
     )
     assert refused.status_code == 422 and "no uploaded dataset" in refused.text
+
+
+def test_deleting_a_model_deletes_its_stored_test_evaluation(
+    service: tuple[TestClient, Database], alices_job: dict[str, Any]
+) -> None:
+    client, _ = service
+    headers = alices_job["headers"]
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    store = open_artifact_store(settings)
+    model_id = alices_job["model_id"]
+    assert client.get(f"/v1/jobs/{alices_job['id']}/confusion", headers=headers).status_code == 200
+    assert store.list_keys(f"inside/{model_id}") != []
+    assert client.delete(f"/v1/models/{model_id}", headers=headers).status_code == 204
+    assert store.list_keys(f"inside/{model_id}") == []

@@ -1,13 +1,8 @@
 """The views inside a net as PNG pictures, drawn from their JSON answers with matplotlib's object
-API (as core/experiments/plots.py: no pyplot, whose global figure registry the API's CPU pool
-threads must not share).
-
-`png_bytes` repeats plots.py's three lines rather than importing them: core/experiments imports
-core/jobs, which imports core/serving, and the rooms of core import one way."""
+API (core/charts.py says why)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from core.charts import DPI, png_bytes
 from core.serving.inside.schemas import (
     ConfusionOut,
     FeatureMapsOut,
@@ -23,7 +19,6 @@ from core.serving.inside.schemas import (
     TopLossesOut,
 )
 
-DPI = 100  # as plots.py
 CELL_IN = 0.8  # inches a small map takes in a grid
 MAX_ANNOTATED_CLASSES = 20  # beyond this a confusion matrix's cells are too small for numbers
 MAX_TICK_LABELS = 40
@@ -189,11 +184,3 @@ def sample_picture(sample: Sequence[Any]) -> np.ndarray:
 
 def caption(item: Any) -> str:
     return f"{item.label} / {item.prediction}\n{item.probability:.2f} / {item.loss:.2f}"
-
-
-def png_bytes(figure: Figure) -> bytes:
-    """The figure laid out and rendered by Agg, in memory."""
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()

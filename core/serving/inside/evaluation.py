@@ -48,7 +48,12 @@ class TestEvaluation:
 
 
 def evaluation_key(model_id: str, max_examples: int) -> str:
-    return f"inside/{model_id}/test-evaluation-{max_examples}.json"
+    return f"{evaluations_folder(model_id)}/test-evaluation-{max_examples}.json"
+
+
+def evaluations_folder(model_id: str) -> str:
+    """Where a model's stored test evaluations live: deleted with the model."""
+    return f"inside/{model_id}"
 
 
 def check_classifier(loaded: LoadedModel) -> None:
