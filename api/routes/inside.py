@@ -25,6 +25,7 @@ from api.auth import OwnerDep
 from api.cpu_pool import CpuPool
 from api.deps import MAX_OFFSET, CpuDep, DatabaseWork, DatabaseWorkDep, ServingDep, SettingsDep
 from api.errors import rules
+from api.openapi import binary_content
 from api.params import JobId, ModelRef
 from api.serving import Serving
 from core.datasets.queries import check_visible_upload
@@ -52,7 +53,7 @@ from core.settings import Settings
 
 router = APIRouter(tags=["inside"])
 T = TypeVar("T")
-PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
+PNG = binary_content("image/png", "A PNG picture")
 DEFAULT_CHANNELS = 16
 DEFAULT_TOP_LOSSES = 16
 MODEL_RULES = rules(

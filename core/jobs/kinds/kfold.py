@@ -48,7 +48,7 @@ class KFoldSelection(TrainingKind):
         super().check_spec(spec)
         candidate_specs(spec)  # each candidate must be a valid job of its own
 
-    def planned_epochs(self, spec: JobCreate) -> int:
+    def training_epochs(self, spec: JobCreate) -> int:
         """Every fold of every candidate, then the winner's retraining."""
         epochs = [each.hyperparameters.epochs for _, each in candidate_specs(spec)]
         return (spec.kfold or KFold()).k * sum(epochs) + max(epochs)

@@ -71,7 +71,7 @@ class Sweep(TrainingKind):
         )
         sweep.check_trials(lambda values: trial_spec(spec, values))
 
-    def planned_epochs(self, spec: JobCreate) -> int:
+    def training_epochs(self, spec: JobCreate) -> int:
         return settings_of(spec).total_trials * spec.hyperparameters.epochs
 
     def trained_specs(self, spec: JobCreate) -> list[tuple[str, JobCreate]]:

@@ -82,6 +82,17 @@ class TrainingKind(KindCard):
                 raise InvalidInputError(f"{source.where}: {error}") from None
         return spec
 
+    def planned_epochs(self, spec: JobCreate) -> int:
+        """Non-parametric attention pooling has nothing to learn: it evaluates once (one
+        epoch), whatever the kind; other nets train `training_epochs`."""
+        if spec.model.arch == "nadaraya_watson" and not spec.model_options.get("parametric"):
+            return 1
+        return self.training_epochs(spec)
+
+    def training_epochs(self, spec: JobCreate) -> int:
+        """Epochs the job trains in all."""
+        return spec.hyperparameters.epochs
+
     def summary(self, spec: JobCreate) -> RequestSummary:
         return RequestSummary(
             arch=spec.model.arch,
