@@ -81,7 +81,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     worker = ThreadWorker(runner)
     runner.on_job_end = worker.notify_sweep
     app.state.job_queue = worker
-    runner_log = logging.getLogger("worker.runner")
+    runner_log = logging.getLogger("worker")  # the runner's, the recording's, the engines'
     previous_level = runner_log.level
     runner_log.setLevel(logging.INFO)  # the job logs the worker keeps are INFO lines
     with serve(app) as url:
