@@ -99,9 +99,7 @@ def frozen_trial(
         state = TrialState.FAIL
     if params is None:  # values outside today's space: still counted, as a failed trial
         params, state = {}, TrialState.FAIL
-    distributions = {
-        path: distribution(settings.space[path], labels=labels) for path in params
-    }
+    distributions = {path: distribution(settings.space[path], labels=labels) for path in params}
     return create_trial(
         state=state,
         value=value if state == TrialState.COMPLETE else None,
