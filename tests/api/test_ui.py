@@ -58,6 +58,10 @@ def test_the_page_and_its_files_name_no_outside_resource(client: TestClient) -> 
         if path != "/ui/plotly.min.js":
             assert "://" not in answer.text, path  # no CDN, no outside URL of any kind
     assert not EXTERNAL.search(response.text)
+    plotly = client.get("/ui/plotly.min.js")
+    assert plotly.headers["content-type"].startswith("text/javascript")
+    again = client.get("/ui/plotly.min.js", headers={"If-None-Match": plotly.headers["etag"]})
+    assert again.status_code == 304 and not again.content  # its 5 MB travel once
     assert client.get("/ui/../routes/ui.py").status_code == 404
     assert client.get("/ui/secret.py").status_code == 404
 
