@@ -32,6 +32,7 @@ from api.routes import (
     logs,
     metrics,
     recipes,
+    sweep_plots,
     ui,
     workers,
 )
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         architectures,
         checkpoints,
         recipes,
+        sweep_plots,
         workers,
         model_routes,
         inside,

@@ -3,10 +3,10 @@ asks for the next step, and each epoch of a trial asks the sweep's pruner whethe
 
 Nothing here waits or polls. `sweep_step(sweep_id)` is a short task, sent when the API stores a
 sweep and again whenever one of its trials ends: it locks the sweep row, rebuilds the Optuna study
-from the trial rows (worker/sweeps.py), asks for new trials while fewer than `max_concurrent` are
-queued or running, stores each as an ordinary train (or finetune) job with `parent_id` = the
-sweep, and enqueues it. Once every trial has ended it writes the sweep's result, naming the best
-trial."""
+from the trial rows (core/jobs/sweep_study.py), asks for new trials while fewer than
+`max_concurrent` are queued or running, stores each as an ordinary train (or finetune) job with
+`parent_id` = the sweep, and enqueues it. Once every trial has ended it writes the sweep's result,
+naming the best trial."""
 
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ from core.jobs.kinds.sweep import trial_spec as make_trial
 from core.jobs.quota import Quota, room
 from core.jobs.schemas import FINISHED_STATUSES
 from core.jobs.sweep_schemas import SweepSettings
+from core.jobs.sweep_study import rebuild_study, rung_attrs
 from core.queue import queue_for
 from core.tables import ACTIVE_STATUSES, Job, utcnow
-from worker.sweeps import SweepQueue, TrialPruned, ask_values, rebuild_study, rung_attrs
+from worker.sweeps import SweepQueue, TrialPruned, ask_values
 from worker.training_state import EpochReport
 
 log = logging.getLogger(__name__)
