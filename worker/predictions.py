@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 
 from core.artifacts import BaseArtifactStore
 from core.datasets import get_dataset, load_raw
@@ -77,7 +78,8 @@ def predict_rows(
         raw = samples.inputs[samples.indices[start : start + batch_size]]
         outputs = run_forward(loaded, raw)
         response = respond(loaded, model_id, outputs, top_k=top_k)
-        for offset, prediction in enumerate(response.predictions):
+        predictions: list[BaseModel] = list(response.predictions)
+        for offset, prediction in enumerate(predictions):
             row: dict[str, Any] = {"index": int(samples.indices[start + offset])}
             row.update(prediction.model_dump())
             if samples.targets is not None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from core.errors import StorageQuotaError
 from core.settings import Settings
@@ -35,7 +35,9 @@ def dataset_bytes(*, data_format: str, raw_shape: Sequence[int], num_examples: i
     return num_examples * (math.prod(raw_shape) * value_bytes + LABEL_BYTES)
 
 
-def _owned_by(owner_column: ColumnElement[str | None], owner: str | None) -> ColumnElement[bool]:
+def _owned_by(
+    owner_column: QueryableAttribute[str | None], owner: str | None
+) -> ColumnElement[bool]:
     return owner_column.is_(None) if owner is None else owner_column == owner
 
 

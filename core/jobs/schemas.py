@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonDict
 
 import models
 from core.bodies import Frozen, Int, is_stored, whole
@@ -97,7 +98,10 @@ class DatasetSpec(Frozen):
     name: str = Field(
         description="A built-in dataset or the id of an uploaded one (GET /v1/datasets).",
         json_schema_extra={
-            "anyOf": [{"enum": list_datasets()}, {"pattern": UPLOAD_ID_PATTERN.pattern}]
+            "anyOf": [
+                {"enum": list[JsonValue](list_datasets())},
+                {"pattern": UPLOAD_ID_PATTERN.pattern},
+            ]
         },
     )
     val_fraction: float = Field(default=0.1, ge=0.0, le=0.5)
@@ -160,7 +164,7 @@ class KFold(Frozen):
         return candidates
 
 
-EXACTLY_ONE_SOURCE = {
+EXACTLY_ONE_SOURCE: JsonDict = {
     "oneOf": [
         {
             "required": ["job_id"],

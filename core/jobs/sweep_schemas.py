@@ -3,7 +3,9 @@
 A sweep job's body is an ordinary job body (the base of every trial) plus `sweep`. Each trial is
 the base with the trial's sampled values written at their dotted paths (`hyperparameters.lr`,
 `model.config.hidden_sizes`); the trial is then validated as a job of its own. Optuna does the
-searching and pruning in the worker (worker/sweeps.py); this module only describes and checks.
+searching (worker/sweeps.py asks; core/jobs/sweep_study.py rebuilds the study from the trial
+rows) and the pruning in the worker; this module only describes and checks, and the sweep's card
+(core/jobs/kinds/sweep.py) makes the trials.
 """
 
 from __future__ import annotations

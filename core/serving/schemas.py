@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from core.bodies import Frozen, whole
 
@@ -14,7 +14,7 @@ MAX_CLASSES = 100_000  # as many as an uploaded state_dict may have (POST /v1/ch
 TopK = Annotated[int, Field(ge=1, le=MAX_CLASSES), BeforeValidator(whole)]
 # Swagger UI's "Try it out" body: a real sample (the first of scikit-learn's digits, a 0), so
 # that a model trained on digits answers it as it would answer a user.
-DIGIT_ZERO = [
+DIGIT_ZERO: list[JsonValue] = [
     [0, 0, 5, 13, 9, 1, 0, 0],
     [0, 0, 13, 15, 10, 15, 5, 0],
     [0, 3, 15, 2, 0, 11, 8, 0],
