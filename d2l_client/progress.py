@@ -57,11 +57,14 @@ def new_bar(epochs: int, status: str, file: TextIO) -> tqdm:  # type: ignore[typ
 
 
 def move(bar: tqdm, data: dict[str, Any]) -> None:  # type: ignore[type-arg]
-    """A progress event sets the bar: whole epochs done plus the step within the one under way."""
+    """A progress event moves the bar: whole epochs done plus the step within the one under way.
+    A step count at the epoch's end may be the epoch just recorded (the heartbeat has not begun
+    the next one), so it adds nothing; and the bar never moves back."""
     steps = data.get("epoch_steps") or 0
-    within = data.get("epoch_step", 0) / steps if steps else 0.0
+    step = data.get("epoch_step", 0)
+    within = step / steps if 0 < step < steps else 0.0
     bar.total = data["epochs"]
-    bar.n = round(data["epoch"] + within, 2)
+    bar.n = max(bar.n, round(data["epoch"] + within, 2))
     eta = data.get("eta_s")
     bar.set_postfix_str(f"{tqdm.format_interval(eta)} left" if eta else "", refresh=False)
     bar.refresh()

@@ -87,5 +87,13 @@ def test_the_bar_shows_the_step_within_the_epoch() -> None:
             Event("progress", {"epoch": 2, "epochs": 3, "epoch_step": 0, "epoch_steps": 0})
         )
         assert bar.n == 2
+        follower.apply(
+            Event("progress", {"epoch": 2, "epochs": 3, "epoch_step": 100, "epoch_steps": 100})
+        )
+        assert bar.n == 2  # epoch 2's last step, not yet a third epoch
+        follower.apply(
+            Event("progress", {"epoch": 1, "epochs": 3, "epoch_step": 90, "epoch_steps": 100})
+        )
+        assert bar.n == 2  # a late reading never moves it back
         follower.apply(Event("progress", {"epoch": 3, "epochs": 3}))  # no step progress known
         assert bar.n == 3
