@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from api.app import create_app
 from core.artifacts import ArtifactStore
 from core.db import Database
@@ -70,8 +72,14 @@ class Service:
 @contextmanager
 def running_service(data_dir: Path) -> Iterator[Service]:
     """The app on a free port with a thread worker, its data under `data_dir`; on leaving, the
-    jobs it started are joined."""
-    settings = Settings(data_dir=data_dir)
+    jobs it started are joined.
+
+    Torch gets one thread, as the e2e services do (`torch_threads=1`): the API, the server and
+    the job share the test machine's cores, and on a busy 2-core machine torch's default pool
+    made a 30-epoch LeNet ten times slower (300 s against 32 s). The setting is process-wide,
+    so the previous count comes back on leaving."""
+    settings = Settings(data_dir=data_dir, torch_threads=1)
+    previous_threads = torch.get_num_threads()
     db = migrated(settings)
     runner = JobRunner(
         db=db,
@@ -93,4 +101,5 @@ def running_service(data_dir: Path) -> Iterator[Service]:
                 thread.join(timeout=120)
     finally:
         worker_log.setLevel(previous_level)
+        torch.set_num_threads(previous_threads)
         db.engine.dispose()
