@@ -44,7 +44,9 @@ class ThreadWorker:
         self.threads.append(thread)
 
     def _run(self, job_id: str) -> None:
-        with capture(self.runner.store.root, job_id):
+        store = self.runner.store
+        assert isinstance(store, ArtifactStore)  # a directory: the job's log file lives there
+        with capture(store.root, job_id):
             self.runner.run(job_id)
 
     def enqueue_sweep_step(self, sweep_id: str, *, queue: str) -> None:

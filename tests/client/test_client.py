@@ -25,7 +25,8 @@ def test_follow_yields_each_epoch_once_in_order_and_wait_returns_the_result(
     assert {"train_loss", "train_acc", "val_acc"} <= set(metrics.data["metrics"])
     with Client(service.url) as client:
         job = client.job(trained_job.job_id)
-        assert job.wait()["result"]["test_acc"] > 0.5
+        result = job.wait()["result"]
+        assert result is not None and result["test_acc"] > 0.5
         assert job.model_id == trained_job.model_id
 
 
