@@ -238,7 +238,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.celery_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return int(args.handler(args) or 0)
+    try:
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below
+    except BrokenPipeError:
+        return reader_left()
+    return code
+
+
+def reader_left() -> int:
+    """`d2l-service show JOB | head`: the reader closed the pipe. Stop quietly, as Python's
+    signal docs advise: stdout points at /dev/null so the flush at exit cannot fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
 
 
 if __name__ == "__main__":

@@ -112,6 +112,12 @@ class AsyncClient:
         body = job_body("sweep", arch=arch, dataset=dataset, sweep=settings, **options)
         return await self.submit(body)
 
+    async def run_recipe(
+        self, name: str, *, variant: str | None = None, **overrides: Any
+    ) -> AsyncJob:
+        """As Client.run_recipe."""
+        return await self.submit(calls.recipe_body(name, variant=variant, **overrides))
+
     async def predict_job(self, model: str, *, dataset: str, **options: Any) -> AsyncJob:
         """As Client.predict_job."""
         return await self.submit(calls.predict_job_body(model, dataset=dataset, **options))
@@ -128,11 +134,19 @@ class AsyncClient:
     async def get_job(self, job_id: str) -> JobInfo:
         return cast(JobInfo, await self._json(Call("GET", f"/v1/jobs/{job_id}")))
 
+    async def cancel(self, job_id: str) -> JobInfo:
+        """As Client.cancel."""
+        return cast(JobInfo, await self._json(Call("POST", f"/v1/jobs/{job_id}/cancel")))
+
     async def list_jobs(self, **filters: Any) -> JobPage:
         return cast(JobPage, await self._json(calls.list_jobs(**filters)))
 
     async def metrics(self, job_id: str, **options: Any) -> list[MetricPoint]:
         return cast(list[MetricPoint], await self._json(calls.metrics(job_id, **options)))
+
+    async def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
+        call = Call("GET", f"/v1/jobs/{job_id}/checkpoints")
+        return cast(list[dict[str, Any]], await self._json(call))
 
     async def logs(self, job_id: str) -> str:
         return (await self.send(Call("GET", f"/v1/jobs/{job_id}/logs"))).text
@@ -183,12 +197,37 @@ class AsyncClient:
         call = Call("GET", f"/v1/experiments/{name}/compare", calls.clean(metric=metric))
         return cast(dict[str, Any], await self._json(call))
 
+    async def experiment_curves_png(self, name: str, *, metric: str = "val_acc") -> bytes:
+        call = Call("GET", f"/v1/experiments/{name}/curves.png", {"metric": metric})
+        return (await self.send(call)).content
+
     async def models(self, **filters: Any) -> dict[str, Any]:
         call = Call("GET", "/v1/models", calls.clean(**filters))
         return cast(dict[str, Any], await self._json(call))
 
     async def model(self, model_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], await self._json(Call("GET", f"/v1/models/{model_id}")))
+
+    async def alias(self, model_id: str, name: str, *, production: bool = False) -> dict[str, Any]:
+        """As Client.alias."""
+        call = calls.add_alias(model_id, name, production=production)
+        return cast(dict[str, Any], await self._json(call))
+
+    async def remove_alias(self, model_id: str, name: str) -> dict[str, Any]:
+        call = Call("DELETE", f"/v1/models/{model_id}/alias/{name}")
+        return cast(dict[str, Any], await self._json(call))
+
+    async def delete_model(self, model_id: str) -> None:
+        """As Client.delete_model."""
+        await self.send(Call("DELETE", f"/v1/models/{model_id}"))
+
+    async def export(self, model_id: str, *, format: str = "onnx") -> bytes:
+        """As Client.export."""
+        return (await self.send(calls.export(model_id, format=format))).content
+
+    async def export_sidecar(self, model_id: str) -> dict[str, Any]:
+        call = Call("GET", f"/v1/models/{model_id}/export/sidecar")
+        return cast(dict[str, Any], await self._json(call))
 
     async def predict(
         self, model_id: str, inputs: list[Any], *, top_k: int | None = None
@@ -202,11 +241,30 @@ class AsyncClient:
         call = calls.predict_images(model_id, paths, top_k=top_k)
         return cast(PredictResponse, await self._json(call))
 
+    async def parameters(self, model_id: str, *, name: str | None = None) -> Any:
+        call = Call("GET", f"/v1/models/{model_id}/parameters", calls.clean(name=name))
+        return await self._json(call)
+
     async def datasets(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], await self._json(Call("GET", "/v1/datasets")))
 
+    async def upload_dataset(self, path: Path, *, name: str | None = None) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(calls.upload_dataset(path, name=name)))
+
+    async def recipes(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], await self._json(Call("GET", "/v1/recipes")))
+
+    async def recipe(self, name: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(Call("GET", f"/v1/recipes/{name}")))
+
+    async def architectures(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], await self._json(Call("GET", "/v1/architectures")))
+
     async def workers(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], await self._json(Call("GET", "/v1/workers")))
+
+    async def ready(self) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(Call("GET", "/readyz")))
 
 
 class AsyncJob:
@@ -228,6 +286,9 @@ class AsyncJob:
     def model_id(self) -> str | None:
         return self.info.get("model_id")
 
+    def __repr__(self) -> str:
+        return f"AsyncJob({self.id!r}, status={self.status!r})"
+
     async def refresh(self) -> JobInfo:
         self.info = await self.client.get_job(self.id)
         return self.info
@@ -237,6 +298,10 @@ class AsyncJob:
             yield event
         await self.refresh()
 
+    async def cancel(self) -> JobInfo:
+        self.info = await self.client.cancel(self.id)
+        return self.info
+
     async def wait(self, *, raise_on_failure: bool = True) -> JobInfo:
         if self.status not in FINISHED:
             async for _ in self.follow():
@@ -245,3 +310,6 @@ class AsyncJob:
         if raise_on_failure and info["status"] != "succeeded":
             raise JobFailedError(dict(info))
         return info
+
+    async def metrics(self, **options: Any) -> list[MetricPoint]:
+        return await self.client.metrics(self.id, **options)

@@ -117,6 +117,22 @@ def list_jobs(
     return Call("GET", "/v1/jobs", params)
 
 
+def recipe_body(name: str, *, variant: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A POST /v1/jobs body that runs a course recipe; every field given overrides the recipe's
+    (objects merge key by key, so `hyperparameters={"epochs": 30}` keeps its other knobs)."""
+    return {"recipe": name, **clean(recipe_variant=variant), **clean(**overrides)}
+
+
+def add_alias(model_id: str, name: str, *, production: bool = False) -> Call:
+    return Call(
+        "POST", f"/v1/models/{model_id}/alias", json={"name": name, "production": production}
+    )
+
+
+def export(model_id: str, *, format: str = "onnx") -> Call:
+    return Call("GET", f"/v1/models/{model_id}/export", {"format": format})
+
+
 def predict(model_id: str, inputs: list[Any], *, top_k: int | None = None) -> Call:
     return Call("POST", f"/v1/models/{model_id}/predict", json=clean(inputs=inputs, top_k=top_k))
 

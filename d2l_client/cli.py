@@ -1,9 +1,9 @@
-"""The `d2l-service` commands that talk to a running service over HTTP (through `Client`).
+"""The `d2l-service` job commands, which talk to a running service over HTTP (through `Client`).
 
-`train`, `finetune`, `kfold`, `sweep`, `jobs`, `show`, `follow`, `logs`, `predict`, `models`,
-`curves`, `compare`; each takes `--url` (default: $D2L_URL, else http://127.0.0.1:8000) and
-`--token` ($D2L_TOKEN). Registered on the server's own parser by `cli.main`, so one command
-does both.
+`train`, `finetune`, `kfold`, `sweep`, `recipe`, `recipes`, `jobs`, `show`, `follow`, `cancel`,
+`logs`, `curves`, `compare` (the model commands are in `model_cli`); each takes `--url`
+(default: $D2L_URL, else http://127.0.0.1:8000) and `--token` ($D2L_TOKEN). Registered on the
+server's own parser by `cli.main`, so one command does both.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from d2l_client.calls import job_body, sweep_settings
+from d2l_client.calls import job_body, recipe_body, sweep_settings
 from d2l_client.client import Client
 from d2l_client.progress import follow_job
 from d2l_client.tables import format_table
+from d2l_client.types import JobInfo
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 Handler = Callable[[Client, argparse.Namespace], int]
 
 
@@ -54,13 +54,24 @@ def job_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def submit_and_maybe_follow(client: Client, body: dict[str, Any], args: argparse.Namespace) -> int:
+def submit_and_maybe_follow(
+    client: Client,
+    body: dict[str, Any],
+    args: argparse.Namespace,
+    *,
+    then: Callable[[JobInfo], None] | None = None,
+    noun: str = "job",
+) -> int:
+    """Submit; print the id, or follow it to the end and `then` say more about the finished job."""
     job = client.submit(body)
-    print(f"job {job.id} {job.status}", file=sys.stderr)
+    print(f"{noun} {job.id} {job.status}", file=sys.stderr)
     if not args.follow:
         print(job.id)
         return 0
-    return follow_job(client, job.id)
+    code = follow_job(client, job.id)
+    if then is not None:
+        then(client.get_job(job.id))
+    return code
 
 
 def cmd_train(client: Client, args: argparse.Namespace) -> int:
@@ -79,6 +90,66 @@ def cmd_finetune(client: Client, args: argparse.Namespace) -> int:
         finetune["freeze"] = freeze[0] if freeze[0] in ("features", "all_but_head") else freeze
     body = job_body("finetune", finetune=finetune, **job_options(args))
     return submit_and_maybe_follow(client, body, args)
+
+
+def cmd_recipe(client: Client, args: argparse.Namespace) -> int:
+    """Run a course recipe; the flags given override its hyperparameters, experiment, device.
+    Followed, it ends with the book's numbers beside the job's."""
+    hyperparameters = parse_pairs(args.hp, "--hp")
+    for flag in ("epochs", "lr", "batch_size"):
+        if getattr(args, flag) is not None:
+            hyperparameters[flag] = getattr(args, flag)
+    body = recipe_body(
+        args.name,
+        variant=args.variant,
+        experiment=args.experiment,
+        device=args.device,
+        hyperparameters=hyperparameters or None,
+    )
+    return submit_and_maybe_follow(client, body, args, then=print_book)
+
+
+def print_book(job: JobInfo) -> None:
+    """`book 0.779 test_acc (7.6 LeNet-5 ...), this job 0.969: test_acc 0.95 - 1.0 holds`."""
+    book = job.get("book")
+    if not book:
+        return
+    numbers = ", ".join(f"{key} {value}" for key, value in book["book"].items())
+    print(f"book ({book['chapter']} {book['title']}): {numbers}")
+    for check in book["checks"]:
+        verdict = {True: "holds", False: "does not hold", None: "not measured"}[check["within"]]
+        ours = "-" if check["ours"] is None else f"{check['ours']:.4g}"
+        print(
+            f"  {check['metric']} {ours}, expected {check['expected']} ({check['why']}): {verdict}"
+        )
+    if book["overrides"]:
+        print(f"  changed from the recipe: {'; '.join(book['overrides'])}")
+
+
+def cmd_recipes(client: Client, _args: argparse.Namespace) -> int:
+    """Every course recipe: what it trains, the book's test accuracy, whether its data are here."""
+    rows = [
+        [
+            recipe["name"],
+            recipe["chapter"],
+            recipe["title"],
+            recipe["book"].get("test_acc"),
+            "yes" if recipe["book_data"]["available"] else "no",
+            ",".join(variant["name"] for variant in recipe["variants"]),
+        ]
+        for recipe in client.recipes()
+    ]
+    print(
+        format_table(["recipe", "chapter", "title", "book test_acc", "data here", "variants"], rows)
+    )
+    return 0
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    job = client.cancel(args.job_id)
+    when = "" if job["status"] == "cancelled" else " (cancel requested: it stops at its next step)"
+    print(f"job {job['id']} {job['status']}{when}")
+    return 0
 
 
 def parse_candidate(text: str) -> dict[str, Any]:
@@ -128,20 +199,17 @@ def cmd_sweep(client: Client, args: argparse.Namespace) -> int:
         prune=args.prune,
     )
     body = job_body("sweep", sweep=settings, **job_options(args))
-    job = client.submit(body)
-    print(f"sweep {job.id} {job.status}", file=sys.stderr)
-    if not args.follow:
-        print(job.id)
-        return 0
-    code = follow_job(client, job.id)
-    result = client.get_job(job.id).get("result") or {}
+    return submit_and_maybe_follow(client, body, args, then=print_best_trial, noun="sweep")
+
+
+def print_best_trial(sweep: JobInfo) -> None:
+    result = sweep.get("result") or {}
     if result.get("best_trial"):
         best = json.dumps(result["best_params"])
         print(
             f"best trial {result['best_trial']}: {result['metric']}="
             f"{result['best_value']:.4g} {best}"
         )
-    return code
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
@@ -179,56 +247,6 @@ def cmd_follow(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     sys.stdout.write(client.logs(args.job_id))
-    return 0
-
-
-def cmd_predict(client: Client, args: argparse.Namespace) -> int:
-    paths = [Path(name) for name in args.files]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise SystemExit(f"no such file: {', '.join(missing)}")
-    images = [path for path in paths if path.suffix.lower() in IMAGE_SUFFIXES]
-    arrays = [path for path in paths if path.suffix.lower() == ".json"]
-    others = sorted(set(paths) - set(images) - set(arrays))
-    if others:
-        raise SystemExit(
-            f"predict takes PNG/JPEG images or .json files of raw samples; got {others[0]}"
-        )
-    results = []
-    if images:
-        answer = client.predict_images(args.model_id, images, top_k=args.top_k)
-        results += list(zip([str(p) for p in images], answer["predictions"], strict=True))
-    for path in arrays:
-        inputs = json.loads(path.read_text())
-        answer = client.predict(args.model_id, inputs, top_k=args.top_k)
-        predictions = answer["predictions"]
-        results += [(f"{path}[{i}]", prediction) for i, prediction in enumerate(predictions)]
-    for name, prediction in results:
-        if "value" in prediction:
-            print(f"{name}\t{prediction['value']:.6g}")
-        else:
-            confidence = prediction["probabilities"].get(prediction["label"], 0.0)
-            print(f"{name}\t{prediction['label']}\t{confidence:.3f}")
-    return 0
-
-
-def cmd_models(client: Client, args: argparse.Namespace) -> int:
-    """Registered models, newest first: id, names, arch, dataset, scores, the job it came from."""
-    page = client.models(name=args.name, arch=args.arch, limit=args.limit)
-    rows = [
-        [
-            model["id"],
-            ",".join(model.get("aliases", [])),
-            model["arch"],
-            model["dataset"],
-            model.get("metrics", {}).get("test_acc"),
-            model["experiment"],
-            model["job_id"],
-        ]
-        for model in page["items"]
-    ]
-    header = ["model", "aliases", "arch", "dataset", "test_acc", "experiment", "job"]
-    print(format_table(header, rows))
     return 0
 
 

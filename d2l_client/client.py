@@ -128,6 +128,11 @@ class Client:
         )
         return self.submit(job_body("sweep", arch=arch, dataset=dataset, sweep=settings, **options))
 
+    def run_recipe(self, name: str, *, variant: str | None = None, **overrides: Any) -> Job:
+        """A course experiment (`recipes()` lists them), e.g. `run_recipe("lenet",
+        variant="digits")`; `hyperparameters`, `experiment`, `device`... override the recipe's."""
+        return self.submit(calls.recipe_body(name, variant=variant, **overrides))
+
     def predict_job(self, model: str, *, dataset: str, **options: Any) -> Job:
         """Predict a whole dataset split on a worker (`split`, `top_k`, `format` jsonl or csv,
         `device`); when it has succeeded, `predictions(job_id)` downloads the file."""
@@ -147,6 +152,11 @@ class Client:
 
     def get_job(self, job_id: str) -> JobInfo:
         return cast(JobInfo, self._json(Call("GET", f"/v1/jobs/{job_id}")))
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """A queued job never starts; a running one stops at its next step (its status reads
+        `cancelled` within seconds, `cancel_requested` at once). A finished job: APIError 409."""
+        return cast(JobInfo, self._json(Call("POST", f"/v1/jobs/{job_id}/cancel")))
 
     def list_jobs(self, **filters: Any) -> JobPage:
         """`experiment`, `status`, `parent` (a sweep's id), `limit`, `offset`."""
@@ -222,6 +232,33 @@ class Client:
         """One model (an id or an alias such as `digits:production`)."""
         return cast(dict[str, Any], self._json(Call("GET", f"/v1/models/{model_id}")))
 
+    def alias(self, model_id: str, name: str, *, production: bool = False) -> dict[str, Any]:
+        """Name a model: it gets `name:N` (the next version) and `name:latest`, and
+        `name:production` when asked; the model as described afterwards."""
+        return cast(
+            dict[str, Any], self._json(calls.add_alias(model_id, name, production=production))
+        )
+
+    def remove_alias(self, model_id: str, name: str) -> dict[str, Any]:
+        """Take `name` off the model (`latest` falls back to the highest remaining version)."""
+        call = Call("DELETE", f"/v1/models/{model_id}/alias/{name}")
+        return cast(dict[str, Any], self._json(call))
+
+    def delete_model(self, model_id: str) -> None:
+        """Remove the model and its checkpoint files (its job and metrics stay); APIError 409
+        while an alias names it."""
+        self.send(Call("DELETE", f"/v1/models/{model_id}"))
+
+    def export(self, model_id: str, *, format: str = "onnx") -> bytes:
+        """The net as ONNX or TorchScript (`format="torchscript"`): preprocessed inputs to
+        logits; `export_sidecar` says how raw samples become those inputs."""
+        return self.send(calls.export(model_id, format=format)).content
+
+    def export_sidecar(self, model_id: str) -> dict[str, Any]:
+        """Input/output names and shapes, preprocessing (values and steps), class names."""
+        call = Call("GET", f"/v1/models/{model_id}/export/sidecar")
+        return cast(dict[str, Any], self._json(call))
+
     def predict(
         self, model_id: str, inputs: list[Any], *, top_k: int | None = None
     ) -> PredictResponse:
@@ -241,6 +278,13 @@ class Client:
 
     def upload_dataset(self, path: Path, *, name: str | None = None) -> dict[str, Any]:
         return cast(dict[str, Any], self._json(calls.upload_dataset(path, name=name)))
+
+    def recipes(self) -> list[dict[str, Any]]:
+        """Every course experiment: its job, the book's numbers, whether its data are here."""
+        return cast(list[dict[str, Any]], self._json(Call("GET", "/v1/recipes")))
+
+    def recipe(self, name: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(Call("GET", f"/v1/recipes/{name}")))
 
     def architectures(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self._json(Call("GET", "/v1/architectures")))
@@ -282,6 +326,11 @@ class Job:
         """Every event of the job (status, metrics per epoch, progress) until it ends."""
         yield from self.client.events(self.id)
         self.refresh()
+
+    def cancel(self) -> JobInfo:
+        """Ask the job to stop (see `Client.cancel`); `wait()` then returns once it has."""
+        self.info = self.client.cancel(self.id)
+        return self.info
 
     def wait(self, *, raise_on_failure: bool = True) -> JobInfo:
         """Block until the job ends (following its events, not polling); its final state."""

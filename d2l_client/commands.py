@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from d2l_client import cli
+from d2l_client import cli, model_cli
 from d2l_client.client import DEFAULT_URL, Client
 from d2l_client.errors import D2LError
 
@@ -113,18 +113,10 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     jobs.add_argument("--limit", type=int, default=20)
 
     add("show", cli.cmd_show, "a job as JSON").add_argument("job_id")
-    add("follow", cli.cmd_follow, "a progress bar with live metrics").add_argument("job_id")
+    follow_help = "each epoch's metrics as a line, under a progress bar on a terminal"
+    add("follow", cli.cmd_follow, follow_help).add_argument("job_id")
+    add("cancel", cli.cmd_cancel, "cancel a queued or running job").add_argument("job_id")
     add("logs", cli.cmd_logs, "what the worker logged about a job").add_argument("job_id")
-
-    predict = add("predict", cli.cmd_predict, "predict image files or JSON raw samples")
-    predict.add_argument("model_id")
-    predict.add_argument("files", nargs="+", metavar="FILE")
-    predict.add_argument("--top-k", type=int, dest="top_k")
-
-    models = add("models", cli.cmd_models, "registered models, newest first")
-    models.add_argument("--name", help="only models with an alias of this name")
-    models.add_argument("--arch")
-    models.add_argument("--limit", type=int, default=50)
 
     curves = add("curves", cli.cmd_curves, "save learning curves as PNG")
     curves.add_argument("job_id", nargs="?")
@@ -135,3 +127,46 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     compare = add("compare", cli.cmd_compare, "an experiment's runs side by side, best first")
     compare.add_argument("experiment")
     compare.add_argument("--metric", default="val_acc")
+
+    add("recipes", cli.cmd_recipes, "the course's experiments, with the book's numbers")
+    recipe_arguments(add("recipe", cli.cmd_recipe, "run a course experiment (see: recipes)"))
+    model_commands(add)
+
+
+def recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a recipe's name, e.g. lenet")
+    parser.add_argument("--variant", help="e.g. digits, where the book's data are absent")
+    parser.add_argument("--experiment", help="default: the recipe's own")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--batch-size", type=int, dest="batch_size")
+    parser.add_argument("--hp", nargs="*", default=[], metavar="KEY=VALUE", help="more knobs")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--follow", "-f", action="store_true", help="then follow it to the end")
+
+
+def model_commands(add: Callable[[str, Handler, str], argparse.ArgumentParser]) -> None:
+    predict = add("predict", model_cli.cmd_predict, "predict image files or JSON raw samples")
+    predict.add_argument("model_id")
+    predict.add_argument("files", nargs="+", metavar="FILE")
+    predict.add_argument("--top-k", type=int, dest="top_k")
+
+    models = add("models", model_cli.cmd_models, "registered models, newest first")
+    models.add_argument("--name", help="only models with an alias of this name")
+    models.add_argument("--arch")
+    models.add_argument("--limit", type=int, default=50)
+
+    alias = add("alias", model_cli.cmd_alias, "name a model: NAME:N, NAME:latest (--production)")
+    alias.add_argument("model_id")
+    alias.add_argument("name")
+    alias.add_argument("--production", action="store_true", help="move NAME:production here")
+    alias.add_argument("--remove", action="store_true", help="take NAME off the model instead")
+
+    delete_help = "delete a model and its checkpoints (its job stays)"
+    add("delete-model", model_cli.cmd_delete_model, delete_help).add_argument("model_id")
+
+    export = add("export", model_cli.cmd_export, "download a model as ONNX or TorchScript")
+    export.add_argument("model_id")
+    export.add_argument("-o", "--output", required=True, metavar="FILE")
+    export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    export.add_argument("--sidecar", metavar="FILE.json", help="also its preprocessing, classes")

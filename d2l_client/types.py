@@ -30,6 +30,8 @@ class JobInfo(TypedDict, total=False):
     created_at: str
     started_at: str | None
     finished_at: str | None
+    cancel_requested: bool
+    book: dict[str, Any] | None  # a recipe job: the book's numbers beside this job's
 
 
 class JobPage(TypedDict):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,8 @@ from PIL import Image
 
 from cli.main import build_parser, main
 from core.datasets.digits import load_digits_raw
-from tests.client.conftest import Service, TrainedJob
+from d2l_client import Client
+from tests.client.conftest import Service, TrainedJob, running_job
 
 
 def run(capsys: pytest.CaptureFixture[str], service: Service, *argv: str) -> tuple[int, str, str]:
@@ -48,8 +52,12 @@ def test_train_with_follow_ends_with_the_result(
         "--follow",
     )
     assert code == 0, err
-    assert "succeeded" in out and "test_acc=" in out and "model " in out
-    assert "epoch" in err  # the progress bar
+    lines = out.splitlines()
+    assert lines[0].endswith(" running")
+    assert lines[1].startswith("epoch 1/2  train_loss ") and " val_acc " in lines[1]
+    assert lines[2].startswith("epoch 2/2  train_loss ")
+    assert " succeeded, test_acc=" in lines[3] and "model " in lines[3]
+    assert "\r" not in out + err and "\x1b" not in out + err  # no bar into a pipe
 
 
 def test_jobs_show_follow_models_and_compare(
@@ -101,3 +109,45 @@ def test_refusals_print_the_servers_message(
     assert code == 1 and "404" in err and "no-such-job" in err
     code, _, err = run(capsys, service, "train", "--arch", "nonet")
     assert code == 1 and "unknown arch 'nonet'" in err
+
+
+def test_cancel_stops_a_running_job_and_refuses_a_finished_one(
+    capsys: pytest.CaptureFixture[str], service: Service
+) -> None:
+    with Client(service.url) as client:
+        job = running_job(client, experiment="cli")
+    code, out, err = run(capsys, service, "cancel", job.id)
+    assert code == 0, err
+    assert out == f"job {job.id} running (cancel requested: it stops at its next step)\n"
+    code, out, _ = run(capsys, service, "follow", job.id)
+    assert code == 1 and f"job {job.id} cancelled" in out.splitlines()[-1]
+    code, _, err = run(capsys, service, "cancel", job.id)
+    assert code == 1 and "409" in err
+
+
+def test_recipes_list_and_a_recipe_runs_with_the_book_beside_it(
+    capsys: pytest.CaptureFixture[str], service: Service
+) -> None:
+    code, out, _ = run(capsys, service, "recipes")
+    lenet = next(line for line in out.splitlines() if line.startswith("lenet "))
+    assert code == 0 and "7.6" in lenet and "0.779" in lenet and lenet.endswith("digits")
+    code, out, err = run(
+        capsys, service, "recipe", "lenet", "--variant", "digits", "--epochs", "1", "--follow"
+    )
+    assert code == 0, err
+    assert "epoch 1/1  train_loss " in out and " succeeded, test_acc=" in out
+    assert "book (7.6 LeNet-5 (sigmoid, average pooling)): " in out and "test_acc 0.779" in out
+    assert "  test_acc " in out and "expected >= 0.95" in out
+    assert "changed from the recipe: hyperparameters.epochs: 30 -> 1" in out
+
+
+def test_a_closed_pipe_ends_the_command_without_a_traceback(
+    service: Service, trained_job: TrainedJob
+) -> None:
+    """`d2l-service show JOB | head`: the reader is gone before the command writes."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    command = [sys.executable, "-m", "cli.main", "show", trained_job.job_id, "--url", service.url]
+    finished = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, check=False)
+    os.close(write_end)
+    assert finished.returncode == 1 and finished.stderr.decode() == ""

@@ -9,8 +9,8 @@ import pytest
 
 from core.datasets.digits import load_digits_raw
 from core.jobs import queries
-from d2l_client import APIError, AsyncClient, Client, JobFailedError
-from tests.client.conftest import Service, TrainedJob
+from d2l_client import APIError, AsyncClient, AsyncJob, Client, Job, JobFailedError
+from tests.client.conftest import Service, TrainedJob, running_job
 from tests.factories import add_job
 
 
@@ -25,7 +25,8 @@ def test_follow_yields_each_epoch_once_in_order_and_wait_returns_the_result(
     assert {"train_loss", "train_acc", "val_acc"} <= set(metrics.data["metrics"])
     with Client(service.url) as client:
         job = client.job(trained_job.job_id)
-        assert job.wait()["result"]["test_acc"] > 0.5
+        result = job.wait()["result"]
+        assert result is not None and result["test_acc"] > 0.5
         assert job.model_id == trained_job.model_id
 
 
@@ -105,3 +106,60 @@ def test_a_predict_job_runs_on_a_worker_and_its_file_downloads(
             return await client.predictions(job.id)
 
     assert asyncio.run(downloaded()).decode().splitlines() == lines
+
+
+def test_a_model_is_named_exported_and_deleted_from_python(service: Service) -> None:
+    with Client(service.url) as client:
+        model_id = client.train(
+            arch="mlp", dataset="digits", experiment="py-models", hyperparameters={"epochs": 1}
+        ).wait()["model_id"]
+        assert model_id is not None
+        named = client.alias(model_id, "py-digits", production=True)
+        assert named["aliases"] == ["py-digits:1", "py-digits:latest", "py-digits:production"]
+        with pytest.raises(APIError) as still_named:
+            client.delete_model(model_id)
+        assert still_named.value.status_code == 409 and "py-digits" in still_named.value.message
+        assert client.export("py-digits:production", format="torchscript").startswith(b"PK")
+        sidecar = client.export_sidecar("py-digits:latest")
+        assert sidecar["model_id"] == model_id and len(sidecar["class_names"]) == 10
+        assert client.remove_alias(model_id, "py-digits")["aliases"] == []
+        client.delete_model(model_id)
+        with pytest.raises(APIError) as gone:
+            client.model(model_id)
+        assert gone.value.status_code == 404
+
+
+def test_a_job_is_cancelled_and_a_recipe_runs_from_python(service: Service) -> None:
+    with Client(service.url) as client:
+        job = running_job(client, experiment="py-cancel")
+        assert job.cancel()["cancel_requested"]
+        assert job.wait(raise_on_failure=False)["status"] == "cancelled"
+        recipes = {recipe["name"]: recipe for recipe in client.recipes()}
+        assert recipes["lenet"]["chapter"] == "7.6"
+        assert client.recipe("lenet")["book"]["test_acc"] == 0.779
+        run = client.run_recipe("lenet", variant="digits", hyperparameters={"epochs": 1})
+        info = run.wait()
+    assert info["params"]["hyperparameters"]["batch_size"] == 16  # the variant's, kept
+    assert info["book"] is not None
+    assert info["book"]["overrides"] == ["hyperparameters.epochs: 30 -> 1"]
+
+
+def test_the_async_client_has_every_method_of_the_sync_one(service: Service) -> None:
+    def methods(cls: type) -> set[str]:
+        return {name for name in vars(cls) if not name.startswith("_")}
+
+    assert methods(Client) - {"close"} == methods(AsyncClient) - {"aclose"}
+    assert methods(Job) == methods(AsyncJob)
+
+    with Client(service.url) as client:
+        job_id = running_job(client, experiment="async").id
+
+    async def scenario() -> tuple[str, str]:
+        async with AsyncClient(service.url) as client:
+            job = await client.job(job_id)
+            await job.cancel()
+            ended = await job.wait(raise_on_failure=False)
+            recipe = await client.recipe("lenet")
+            return ended["status"], recipe["chapter"]
+
+    assert asyncio.run(scenario()) == ("cancelled", "7.6")
