@@ -52,7 +52,7 @@ def sweep_step(
     step), or conclude it once all have ended. Idempotent: a step with nothing to do changes
     nothing. Returns the ids of the trials it started."""
     with db.transaction() as session:
-        sweep = sweep_queries.lock_sweep(session, sweep_id=sweep_id)
+        sweep = queries.lock_job(session, job_id=sweep_id)
         if get_kind(sweep.kind).runs_on_a_worker or sweep.status in FINISHED_STATUSES:
             return []
         dispatches = _advance(session, sweep, quota or Quota())
@@ -77,7 +77,7 @@ def _unqueued(db: Database, sweep_id: str, job_id: str, reason: str) -> None:
     """A trial the broker refused fails; with no trial left to end (and so to send the next
     step), the sweep fails too rather than wait for ever."""
     with db.transaction() as session:
-        sweep = sweep_queries.lock_sweep(session, sweep_id=sweep_id)
+        sweep = queries.lock_job(session, job_id=sweep_id)
         queries.finish_job(
             session, job=queries.get_job(session, job_id=job_id), status="failed", error=reason
         )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.artifacts import StoredFile
@@ -96,9 +96,18 @@ def list_jobs(
 
 
 def lock_job(session: Session, *, job_id: str) -> Job:
-    """The job, locked until the transaction ends (PostgreSQL; SQLite has one writer anyway), so
-    that starting, cancelling and reaping it never interleave."""
-    query = select(Job).where(Job.id == job_id).with_for_update(of=Job)
+    """The job, locked until the transaction ends, so that starting, cancelling, reaping it and
+    stepping a sweep never interleave. A no-op UPDATE comes first: SQLite ignores SELECT ... FOR
+    UPDATE and its driver begins no transaction for a read, so without it a cancel could read a
+    job as queued while a worker was starting it (which then trained on, cancelled)."""
+    touch = update(Job).where(Job.id == job_id).values(kind=Job.kind)
+    session.execute(touch.execution_options(synchronize_session=False))
+    query = (
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update(of=Job)
+        .execution_options(populate_existing=True)  # fresh, not what the session saw before
+    )
     job = session.scalars(query).unique().one_or_none()
     if job is None:
         raise NotFoundError(f"no job with id {job_id!r}")

@@ -8,34 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import NotFoundError
 from core.jobs import queries
 from core.jobs.schemas import FINISHED_STATUSES
 from core.jobs.sweep_schemas import SweepSettings, read_path
 from core.tables import ACTIVE_STATUSES, Job, Metric
 
 Series = dict[int, float]  # epoch -> value
-
-
-def lock_sweep(session: Session, *, sweep_id: str) -> Job:
-    """The sweep row, locked until the transaction ends, so that two controller steps (two
-    trials ending at once) or a step and a cancel never interleave. A no-op UPDATE comes first:
-    on SQLite it takes the write lock at once (SELECT ... FOR UPDATE is ignored there)."""
-    touch = update(Job).where(Job.id == sweep_id).values(kind=Job.kind)
-    session.execute(touch.execution_options(synchronize_session=False))
-    query = (
-        select(Job)
-        .where(Job.id == sweep_id)
-        .with_for_update(of=Job)
-        .execution_options(populate_existing=True)  # fresh, not what the session saw before
-    )
-    sweep = session.scalars(query).unique().one_or_none()
-    if sweep is None:
-        raise NotFoundError(f"no job with id {sweep_id!r}")
-    return sweep
 
 
 def list_trials(session: Session, *, sweep_id: str) -> Sequence[Job]:

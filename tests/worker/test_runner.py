@@ -9,7 +9,7 @@ from core.jobs import queries
 from core.jobs.metrics import list_metrics
 from core.registry import queries as registry
 from tests.factories import add_job
-from worker import runner as runner_module
+from worker import job_training
 from worker.runner import JobRunner
 
 
@@ -75,7 +75,7 @@ def test_an_error_in_training_fails_the_job_with_its_message(
     def explode(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("loss is nan at epoch 3")
 
-    monkeypatch.setattr(runner_module, "fit", explode)
+    monkeypatch.setattr(job_training, "fit", explode)
     job_id = make_job(sqlite_db)
     JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w1").run(job_id)
     with sqlite_db.sessions() as session:
@@ -90,7 +90,7 @@ def test_running_out_of_gpu_memory_fails_with_the_batch_size_and_what_to_try(
     def out_of_memory(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(runner_module, "fit", out_of_memory)
+    monkeypatch.setattr(job_training, "fit", out_of_memory)
     job_id = make_job(sqlite_db, hyperparameters={"batch_size": 256})
     JobRunner(db=sqlite_db, store=store, data_dir=store.root, worker_name="w1").run(job_id)
     with sqlite_db.sessions() as session:

@@ -233,7 +233,7 @@ def test_cancelling_a_sweep_cancels_its_trials_and_asks_for_no_more(
         assert time.monotonic() < deadline, [t.status for t in trials]
         time.sleep(0.2)
     with db.transaction() as session:
-        sweep = sweep_queries.lock_sweep(session, sweep_id=sweep_id)
+        sweep = queries.lock_job(session, job_id=sweep_id)
         sweep_queries.cancel_sweep(session, sweep=sweep)
     drain(worker, timeout_s=120)
     with db.sessions() as session:

@@ -104,6 +104,5 @@ class Sweep(TrainingKind):
 
     def cancel(self, session: Session, job: Job) -> Job:
         """No more trials; its queued ones are cancelled and its running ones asked to stop."""
-        sweep = sweep_queries.lock_sweep(session, sweep_id=job.id)
-        sweep_queries.cancel_sweep(session, sweep=sweep)
-        return sweep
+        sweep_queries.cancel_sweep(session, sweep=job)
+        return job

@@ -117,3 +117,34 @@ def test_a_rerun_epoch_checkpoint_replaces_the_old_row(db: Database) -> None:
     with db.sessions() as session:
         (only,) = queries.list_checkpoints(session, job_id=job_id)
         assert only.sha256 == "2" * 64
+
+
+def test_a_cancel_waits_for_a_worker_starting_the_job_and_then_asks_it_to_stop(
+    db: Database,
+) -> None:
+    """On both databases: the worker's claim and the API's cancel take the row in turn, so the
+    cancel sees the job running (and asks it to stop) instead of cancelling a queued job that a
+    worker then trains to the end."""
+    import threading
+
+    with db.transaction() as session:
+        job_id = add_job(session).id
+    seen: list[str] = []
+
+    def cancel() -> None:
+        with db.transaction() as session:
+            job = queries.lock_job(session, job_id=job_id)
+            seen.append(job.status)
+            queries.request_cancel(session, job=job)
+
+    with db.transaction() as session:  # the worker's claim, holding the row
+        job = queries.lock_job(session, job_id=job_id)
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        canceller.join(timeout=0.5)  # it waits for the claim's transaction
+        queries.mark_running(session, job=job, worker="w", device="cpu")
+    canceller.join(timeout=30)
+    assert seen == ["running"]
+    with db.sessions() as session:
+        job = queries.get_job(session, job_id=job_id)
+        assert (job.status, job.cancel_requested) == ("running", True)
