@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from api.auth import OwnerDep
 from api.deps import MAX_OFFSET, CpuDep, ServingDep, SessionDep
@@ -18,6 +19,7 @@ from api.json_body import StrictJsonRoute
 from api.openapi import binary_content
 from api.params import AliasName, ModelRef, NameFilter, TensorName
 from core.errors import ConflictError
+from core.jobs.kinds import load_stored
 from core.names import NAME_PATTERN
 from core.registry import queries as registry
 from core.registry.parameters import (
@@ -37,9 +39,19 @@ from core.registry.schemas import (
 )
 from core.serving import export as model_export
 from core.serving.inside.evaluation import evaluations_folder
+from core.tables import Model
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJsonRoute)
 MEDIA_TYPES = {"pt": "application/octet-stream", "safetensors": "application/octet-stream"}
+
+
+def model_out(session: Session, model: Model) -> ModelOut:
+    """The model as GET /v1/models/{id} shows it; what it was built with comes from its job's
+    stored body (a training kind's: only those make models)."""
+    spec = load_stored(model.job.params)
+    return registry.describe(
+        session, model=model, config=spec.model_options, dataset=spec.dataset.name
+    )
 
 
 @router.get("", summary="List models, newest first")
@@ -54,7 +66,7 @@ def list_models(
 ) -> ModelPage:
     models, total = registry.list_models(session, name=name, arch=arch, limit=limit, offset=offset)
     return ModelPage(
-        items=[registry.describe(session, model=model) for model in models],
+        items=[model_out(session, model) for model in models],
         total=total,
         limit=limit,
         offset=offset,
@@ -64,7 +76,7 @@ def list_models(
 @router.get("/{model_id}", summary="A model: architecture, data, preprocessing, scores, aliases")
 def get_model(model_id: ModelRef, session: SessionDep) -> ModelOut:
     model = registry.resolve_model(session, ref=model_id)
-    return registry.describe(session, model=model)
+    return model_out(session, model)
 
 
 @router.delete(
@@ -103,7 +115,7 @@ def add_alias(
         session.rollback()
         raise ConflictError(f"{body.name!r} changed while naming this model; try again") from None
     serving.refs.clear()
-    return registry.describe(session, model=model)
+    return model_out(session, model)
 
 
 @router.delete(
@@ -119,7 +131,7 @@ def remove_alias(
     registry.remove_aliases(session, model=model, name=name)
     session.commit()
     serving.refs.clear()
-    return registry.describe(session, model=model)
+    return model_out(session, model)
 
 
 @router.get(

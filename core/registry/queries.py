@@ -167,21 +167,17 @@ def delete_model(session: Session, *, model: Model) -> list[str]:
     return paths
 
 
-def describe(session: Session, *, model: Model) -> ModelOut:
-    """The model as GET /v1/models/{id} shows it, read from its job (no checkpoint load)."""
+def describe(session: Session, *, model: Model, config: dict[str, Any], dataset: str) -> ModelOut:
+    """The model as GET /v1/models/{id} shows it, read from its job (no checkpoint load): its
+    builder's options (`config`) and dataset as the job's stored body gives them."""
     job, result = model.job, model.job.result or {}
-    params: dict[str, Any] = job.params
-    config = dict(params["model"].get("config", {}))
-    dropout = params.get("hyperparameters", {}).get("dropout")
-    if dropout is not None:
-        config["dropout"] = dropout
     return ModelOut(
         id=model.id,
         job_id=job.id,
         experiment=job.experiment.name,
         arch=model.arch,
         config=config,
-        dataset=params["dataset"]["name"],
+        dataset=dataset,
         task=str(result.get("task", "classification")),
         class_names=[str(name) for name in result.get("class_names", [])],
         preprocessing=result.get("preprocessing"),
