@@ -18,14 +18,8 @@ import httpx
 import onnx
 import pytest
 
-from api.app import create_app
-from core.artifacts import ArtifactStore
 from core.datasets.digits import load_digits_raw
-from core.settings import Settings
-from tests.client.conftest import ThreadWorker
-from tests.factories import migrated
-from tests.live_server import serve
-from worker.runner import JobRunner
+from tests.client.live_service import running_service
 
 PACKAGE = "d2l_generated_client"
 # No formatter run (the code must compile as generated); PNGs as files, as the tool documents.
@@ -43,22 +37,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app's URL; each submitted job trains in a thread with the real runner."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("generated-client"))
-    db = migrated(settings)
-    runner = JobRunner(
-        db=db,
-        store=ArtifactStore(settings.artifacts),
-        data_dir=settings.datasets_dir,
-        worker_name="thread-worker",
-    )
-    app = create_app(settings)
-    worker = ThreadWorker(runner)
-    app.state.job_queue = worker
-    with serve(app) as url:
-        yield url
-        for thread in worker.threads:
-            thread.join(timeout=120)
-    db.engine.dispose()
+    with running_service(tmp_path_factory.mktemp("generated-client")) as live:
+        yield live.url
 
 
 @pytest.fixture(scope="module")
